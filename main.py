@@ -1,0 +1,167 @@
+"""The Flask app: a page with the annotated stream, and the MJPEG stream itself.
+
+Run ``python main.py [--source INDEX_OR_PATH] [--host 127.0.0.1] [--port 5000]`` and open
+http://127.0.0.1:5000. Tests and embedders build the app with ``create_app(config)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+from flask import Flask, Response, abort, render_template, request, url_for
+
+from camera import VideoCamera, load_face_detector
+from model import FacialExpressionModel
+from streaming import BOUNDARY, ProducerRegistry, mjpeg_stream
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent
+
+#: File name endings listed as videos in ``VIDEOS_DIR``.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+#: The ``source`` value that names the webcam.
+WEBCAM = "webcam"
+
+DEFAULT_CONFIG = {
+    "MODEL_JSON": ROOT / "model.json",
+    "MODEL_WEIGHTS": ROOT / "model_weights.h5",
+    "VIDEOS_DIR": ROOT / "videos",
+    # Webcam index offered as the "webcam" source; None: offer no webcam.
+    "WEBCAM_INDEX": 0,
+    # The source shown when the page names none: "auto" (the webcam if it opens, else the first video),
+    # "webcam", a file name in VIDEOS_DIR, or a path to any video file.
+    "SOURCE": "auto",
+    # Seconds without viewers after which a source's producer releases it.
+    "IDLE_TIMEOUT": 5.0,
+}
+
+
+def webcam_opens(index: int) -> bool:
+    """Whether OpenCV can open webcam ``index`` and read a frame from it (releases it again)."""
+    capture = cv2.VideoCapture(index)
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+
+
+def list_videos(videos_dir: Path) -> list[str]:
+    """Names of the video files directly inside ``videos_dir`` (sorted; symbolic links left out)."""
+    if not videos_dir.is_dir():
+        return []
+    return sorted(p.name for p in videos_dir.iterdir()
+                  if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.is_symlink())
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; ``config`` overrides ``DEFAULT_CONFIG`` (and any Flask setting).
+
+    The model is loaded once, here, unless ``config["MODEL"]`` passes a loaded ``FacialExpressionModel``.
+
+    Raises:
+        FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULT_CONFIG)
+    app.config.from_mapping(config or {})
+    app.config["VIDEOS_DIR"] = Path(app.config["VIDEOS_DIR"])
+    model = app.config.get("MODEL") or FacialExpressionModel(app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"])
+    producers = ProducerRegistry(app.config["IDLE_TIMEOUT"])
+    webcam_index = app.config["WEBCAM_INDEX"]
+    default_source = _choose_default_source(app.config["SOURCE"], webcam_index, app.config["VIDEOS_DIR"])
+    log.info("default source: %s", default_source or "none")
+
+    def available_sources() -> list[str]:
+        sources = ([WEBCAM] if webcam_index is not None else []) + list_videos(app.config["VIDEOS_DIR"])
+        return sources if default_source is None or default_source in sources else [default_source, *sources]
+
+    def resolve(source: str | None) -> tuple[str, int | Path]:
+        """(key, webcam index or file path) of a ``source`` request value; 404 if it names nothing."""
+        if not source:
+            if default_source is None:
+                abort(404, description="no video source: no webcam opens and videos/ holds no video")
+            source = default_source
+        if source == WEBCAM and webcam_index is not None:
+            return WEBCAM, int(webcam_index)
+        if source in list_videos(app.config["VIDEOS_DIR"]):  # only names listed there: no paths, no links
+            return source, app.config["VIDEOS_DIR"] / source
+        if source == default_source:  # a path given on the command line
+            return source, Path(source)
+        abort(404, description=f"unknown source {source!r}; available: {', '.join(available_sources()) or 'none'}")
+
+    @app.get("/")
+    def index():
+        requested = request.args.get("source") or default_source
+        if requested is not None:
+            resolve(requested)  # 404 for an unknown source
+        return render_template(
+            "index.html", sources=available_sources(), current=requested,
+            default_source=default_source, webcam_index=webcam_index,
+            stream_url=url_for("video_feed", source=requested) if requested else None)
+
+    @app.get("/video_feed")
+    def video_feed():
+        key, target = resolve(request.args.get("source"))
+        producer = producers.get(key, lambda: VideoCamera(target, model, load_face_detector()))
+        return Response(mjpeg_stream(producer), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return Response(f"{error.description}\n", status=404, mimetype="text/plain")
+
+    return app
+
+
+def _choose_default_source(source: str | int, webcam_index: int | None, videos_dir: Path) -> str | None:
+    if source == "auto":
+        if webcam_index is not None and webcam_opens(int(webcam_index)):
+            return WEBCAM
+        videos = list_videos(videos_dir)
+        return videos[0] if videos else None
+    return str(source)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the facial-expression stream at http://HOST:PORT/.")
+    parser.add_argument("--source", default="auto",
+                        help="webcam index (e.g. 0) or a video file path; default: the webcam if one opens, "
+                             "else the first video in videos/")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
+                             "stream to the whole network)")
+    parser.add_argument("--port", type=int, default=5000)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config: dict = {}
+    if args.source.isdigit():
+        config.update(WEBCAM_INDEX=int(args.source), SOURCE=WEBCAM)
+    elif args.source != "auto":
+        if not os.path.isfile(args.source):
+            log.error("video file not found: %s", args.source)
+            return 2
+        path = Path(args.source).resolve()
+        # a video of videos/ goes by its name, like the others; any other file by its path
+        config["SOURCE"] = path.name if path.parent == DEFAULT_CONFIG["VIDEOS_DIR"].resolve() else str(path)
+    try:
+        app = create_app(config)
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    app.run(host=args.host, port=args.port, debug=False, threaded=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The facial-expression classifier: its labels, its architecture and its loader.
+
+Everything the network needs besides the 48x48 grayscale crop lives inside the
+network itself (the 1/255 rescaling is its first layer), so the training
+notebook, the stream and any other caller share one preprocessing path:
+give ``FacialExpressionModel.predict_proba`` uint8 crops, get probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of logs
+
+import keras  # noqa: E402  (after the environment variable above)
+from keras import layers  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: The seven FER2013 classes, in the order of the model's output columns. This is the
+#: alphabetical order of the class folders, which is the order in which
+#: ``keras.utils.image_dataset_from_directory`` numbers them (the notebook asserts it).
+EMOTIONS_LIST: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+#: Side of the square grayscale face crop the network takes, in pixels (FER2013's size).
+INPUT_SIZE = 48
+
+#: Faces per forward pass in ``predict_proba``; larger inputs are split into chunks of this size.
+MAX_BATCH = 256
+
+ARCHITECTURES = ("course",)
+
+
+def make_model(
+    input_shape: tuple[int, int, int] = (INPUT_SIZE, INPUT_SIZE, 1),
+    num_classes: int = len(EMOTIONS_LIST),
+    architecture: str = "course",
+) -> keras.Model:
+    """Build an untrained classifier.
+
+    Args:
+        input_shape: ``(height, width, channels)`` of one face; the network expects raw
+            grayscale intensities in [0, 255] (float32) and rescales them itself.
+        num_classes: number of output probabilities.
+        architecture: ``"course"``: the CNN of the facial-expression-recognition course this
+            project descends from: four convolution blocks (64 3x3, 128 5x5, 512 3x3, 512 3x3;
+            each BatchNormalization, ReLU, 2x2 max-pooling, dropout 0.25), then Dense 256 and
+            Dense 512 (each BatchNormalization, ReLU, dropout 0.25) and a softmax;
+            4,478,727 parameters on 48x48x1 input.
+
+    Returns:
+        An uncompiled ``keras.Model`` mapping ``(N, *input_shape)`` float32 to ``(N, num_classes)``
+        float32 probabilities. The last layer is float32 even under a mixed-precision policy.
+
+    Raises:
+        ValueError: for an unknown architecture.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    inputs = keras.Input(shape=input_shape, name="face")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
+        x = layers.Conv2D(filters, kernel, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    for units in (256, 512):
+        x = layers.Dense(units)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"fer_{architecture}")
+
+
+class ModelLoadError(RuntimeError):
+    """The model files exist but cannot be read as a facial-expression model."""
+
+
+class FacialExpressionModel:
+    """A trained classifier loaded once from ``model.json`` + ``model_weights.h5``.
+
+    The two files are what ``train.ipynb`` exports: the architecture as Keras JSON
+    (``model.to_json()``) and the weights as a Keras HDF5 file.
+
+    Args:
+        model_json_file: path of the architecture JSON.
+        model_weights_file: path of the HDF5 weights.
+
+    Raises:
+        FileNotFoundError: a file does not exist.
+        ModelLoadError: a file is not a valid model, or the model's input is not
+            ``(48, 48, 1)`` or its output not ``len(EMOTIONS_LIST)`` wide.
+    """
+
+    def __init__(self, model_json_file: str | os.PathLike = "model.json",
+                 model_weights_file: str | os.PathLike = "model_weights.h5") -> None:
+        json_path, weights_path = Path(model_json_file), Path(model_weights_file)
+        for path in (json_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"model file not found: {path}")
+        try:
+            model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{json_path} is not a Keras model architecture: {exc}") from exc
+        if not isinstance(model, keras.Model):  # Keras returns unknown class names as a plain dict
+            raise ModelLoadError(f"{json_path} is not a Keras model architecture")
+        expected_in = (None, INPUT_SIZE, INPUT_SIZE, 1)
+        expected_out = (None, len(EMOTIONS_LIST))
+        if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+            raise ModelLoadError(
+                f"{json_path} maps {model.input_shape} to {model.output_shape}; "
+                f"expected {expected_in} to {expected_out}")
+        try:
+            model.load_weights(weights_path)
+        except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
+            raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
+        self._model = model
+        log.info("loaded %s (%d parameters) from %s + %s",
+                 model.name, model.count_params(), json_path, weights_path)
+
+    @property
+    def keras_model(self) -> keras.Model:
+        """The underlying ``keras.Model`` (input float32 ``(N, 48, 48, 1)`` in [0, 255])."""
+        return self._model
+
+    def predict_proba(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Classify a batch of face crops.
+
+        Args:
+            faces: uint8 grayscale crops, shape ``(N, 48, 48)`` (a list of ``(48, 48)`` arrays
+                is stacked); ``N`` may be 0.
+
+        Returns:
+            float32 array ``(N, 7)``: each row the probabilities of ``EMOTIONS_LIST``, summing to 1.
+
+        Raises:
+            TypeError: ``faces`` is not uint8.
+            ValueError: ``faces`` is not of shape ``(N, 48, 48)``.
+        """
+        faces = _as_face_batch(faces)
+        if len(faces) == 0:
+            return np.zeros((0, len(EMOTIONS_LIST)), dtype=np.float32)
+        x = faces.astype(np.float32)[..., np.newaxis]
+        chunks = [
+            keras.ops.convert_to_numpy(self._model(x[i:i + MAX_BATCH], training=False))
+            for i in range(0, len(x), MAX_BATCH)
+        ]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def predict_emotion(self, face: np.ndarray) -> str:
+        """Return the most probable label of ``EMOTIONS_LIST`` for one uint8 ``(48, 48)`` crop.
+
+        Raises:
+            TypeError, ValueError: as ``predict_proba``.
+        """
+        face = np.asarray(face)
+        if face.shape != (INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"face must have shape ({INPUT_SIZE}, {INPUT_SIZE}), got {face.shape}")
+        return EMOTIONS_LIST[int(np.argmax(self.predict_proba(face[np.newaxis])[0]))]
+
+
+def _as_face_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    if not isinstance(faces, np.ndarray):
+        try:
+            faces = np.stack([np.asarray(f) for f in faces]) if len(faces) else np.zeros(
+                (0, INPUT_SIZE, INPUT_SIZE), np.uint8)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"faces must be a (N, {INPUT_SIZE}, {INPUT_SIZE}) array: {exc}") from exc
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8 grayscale in [0, 255], got dtype {faces.dtype}")
+    if faces.ndim != 3 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"faces must have shape (N, {INPUT_SIZE}, {INPUT_SIZE}), got {faces.shape}")
+    return faces

@@ -1,0 +1,152 @@
+"""One background producer per video source, shared by every viewer, and the MJPEG generator.
+
+The design follows miguelgrinberg/flask-video-streaming (``base_camera.py``): a producer thread reads and
+annotates frames only while somebody watches; every viewer waits for the next frame on a shared
+condition (each viewer keeps its own last-seen frame number, so none misses a wake-up), and the thread
+stops by itself when no viewer has asked for a frame for ``idle_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+#: The multipart boundary of the MJPEG stream (``multipart/x-mixed-replace; boundary=frame``).
+BOUNDARY = "frame"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One published frame: ``number`` counts from 1 per producer run; ``jpeg`` is the encoded image;
+    ``results`` is whatever the camera reported for it (the faces, as plain data)."""
+
+    number: int
+    jpeg: bytes
+    results: list
+
+
+class SourceStopped(RuntimeError):
+    """The producer's source failed; the message says why."""
+
+
+class FrameProducer:
+    """Runs ``camera_factory()`` in a background thread while viewers ask for frames.
+
+    Args:
+        camera_factory: builds the camera; the object needs ``get_frame() -> bytes``, ``release()`` and
+            may have ``results``. Called in the producer thread, so opening a source never blocks a request.
+        idle_timeout: seconds without any viewer after which the thread releases the camera and stops.
+        name: for logs.
+    """
+
+    def __init__(self, camera_factory: Callable[[], object], idle_timeout: float = 5.0, name: str = "") -> None:
+        self._factory = camera_factory
+        self.idle_timeout = idle_timeout
+        self.name = name
+        self._condition = threading.Condition()
+        self._frame: Frame | None = None
+        self._error: str | None = None
+        self._thread: threading.Thread | None = None  # the running producer; None once it decided to stop
+        self._last_thread: threading.Thread | None = None  # the latest one started, perhaps still releasing
+        self._last_request = 0.0
+
+    @property
+    def running(self) -> bool:
+        """Whether a producer thread is alive (including one that is releasing its camera)."""
+        return self._last_thread is not None and self._last_thread.is_alive()
+
+    def wait_for_frame(self, after: int = 0, timeout: float = 10.0) -> Frame:
+        """Block until a frame newer than number ``after`` is published and return it.
+
+        Starts the producer thread if it is not running. Pass the ``number`` of the last frame you got
+        (0 at first).
+
+        Raises:
+            SourceStopped: the source failed (its message), or no frame came within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            self._last_request = time.monotonic()
+            if self._thread is None:  # not running: start a run (after the last one has released its camera)
+                if self._frame is not None and after >= self._frame.number:
+                    after = 0  # a new run numbers its frames from 1 again
+                self._frame, self._error = None, None
+                self._thread = threading.Thread(target=self._run, args=(self._last_thread,),
+                                                name=f"producer {self.name}", daemon=True)
+                self._last_thread = self._thread
+                self._thread.start()
+            while self._error is None and (self._frame is None or self._frame.number <= after):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SourceStopped(f"no frame from {self.name} within {timeout:g} s")
+                self._condition.wait(remaining)
+            if self._error is not None:
+                raise SourceStopped(self._error)
+            return self._frame
+
+    def _run(self, previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()  # a webcam can be opened only once its last user has released it
+        camera = None
+        try:
+            camera = self._factory()
+            number = 0
+            while True:
+                jpeg = camera.get_frame()
+                number += 1
+                with self._condition:
+                    self._frame = Frame(number, jpeg, list(getattr(camera, "results", [])))
+                    self._condition.notify_all()
+                    if time.monotonic() - self._last_request >= self.idle_timeout:
+                        self._thread = None  # decided under the lock: a later viewer starts a new run
+                        break
+            log.info("producer %s stopped: no viewer for %g s", self.name, self.idle_timeout)
+        except Exception as exc:  # any failure of the source ends this run; viewers get the message
+            log.warning("producer %s stopped: %s", self.name, exc)
+            with self._condition:
+                self._error = str(exc) or type(exc).__name__
+                self._thread = None
+                self._condition.notify_all()
+        finally:
+            if camera is not None:
+                camera.release()
+
+
+class ProducerRegistry:
+    """At most one ``FrameProducer`` per source key, created on first use."""
+
+    def __init__(self, idle_timeout: float = 5.0) -> None:
+        self.idle_timeout = idle_timeout
+        self._producers: dict[str, FrameProducer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, camera_factory: Callable[[], object]) -> FrameProducer:
+        """The producer of ``key``, created with ``camera_factory`` if there is none yet."""
+        with self._lock:
+            producer = self._producers.get(key)
+            if producer is None:
+                producer = self._producers[key] = FrameProducer(camera_factory, self.idle_timeout, name=key)
+            return producer
+
+
+def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0) -> Iterator[bytes]:
+    """Yield the producer's frames as parts of a ``multipart/x-mixed-replace`` body until it stops.
+
+    Each part is ``--frame``, a ``Content-Type: image/jpeg`` header and the JPEG. A failure of the source
+    ends the stream (logged); a viewer that disconnects simply stops iterating.
+    """
+    number = 0
+    while True:
+        try:
+            frame = producer.wait_for_frame(number, timeout)
+        except SourceStopped as exc:
+            log.warning("stream of %s ended: %s", producer.name, exc)
+            return
+        number = frame.number
+        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n\r\n".encode()
+               + frame.jpeg + b"\r\n")

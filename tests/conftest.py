@@ -1,0 +1,104 @@
+"""Shared fixtures: the shipped model, a video made from a public-domain face, and the app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model import FacialExpressionModel  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+FER_DIR = SHARED / "fer2013"
+MEDIA_DIR = SHARED / "media"
+
+#: Face box (x, y, w, h) of skimage.data.astronaut() (512x512), annotated by hand for these tests.
+ASTRONAUT_FACE = (172, 62, 100, 100)
+
+requires_fer = pytest.mark.skipif(not (FER_DIR / "test").is_dir(), reason="../shared/fer2013 not present")
+requires_media = pytest.mark.skipif(not MEDIA_DIR.is_dir(), reason="../shared/media not present")
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def astronaut_bgr() -> np.ndarray:
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640, 360)):
+    """Write an MP4 in which the astronaut moves right and grows; return the face box of every frame."""
+    width, height = size
+    image = astronaut_bgr()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened(), "OpenCV cannot write MP4 here"
+    boxes = []
+    for i in range(n_frames):
+        t = i / max(n_frames - 1, 1)
+        scale = 0.7 + 0.3 * t
+        scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        x0, y0 = int(20 + t * (width - scaled.shape[1] - 40)), int(10 + 20 * t)
+        frame = np.full((height, width, 3), 90, np.uint8)
+        h, w = min(scaled.shape[0], height - y0), scaled.shape[1]
+        frame[y0:y0 + h, x0:x0 + w] = scaled[:h]
+        fx, fy, fw, fh = ASTRONAUT_FACE
+        boxes.append((x0 + fx * scale, y0 + fy * scale, fw * scale, fh * scale))
+        writer.write(frame)
+    writer.release()
+    return boxes
+
+
+@pytest.fixture(scope="session")
+def fer_model() -> FacialExpressionModel:
+    return FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5")
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory):
+    """(path, per-frame face boxes, fps) of a 2 s, 20 frames/s, 640x360 video of the astronaut."""
+    path = tmp_path_factory.mktemp("videos") / "astronaut.mp4"
+    boxes = make_face_video(path)
+    return path, boxes, 20.0
+
+
+@pytest.fixture()
+def app(fer_model, face_video, tmp_path):
+    from main import create_app
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / face_video[0].name).write_bytes(face_video[0].read_bytes())
+    return create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0, "TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def producers_stopped_at_exit():
+    """Let the stream producers of all tests stop (they idle out) before the interpreter exits."""
+    yield
+    import threading
+    import time
+
+    deadline = time.monotonic() + 10
+    for thread in threading.enumerate():
+        if thread.name.startswith("producer "):
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,166 @@
+"""Detection, drawing, pacing and looping of VideoCamera on a video made from a real face."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import MEDIA_DIR, ASTRONAUT_FACE, astronaut_bgr, iou, make_face_video, requires_media
+
+from camera import (SourceError, VideoCamera, annotate_frame, crop_faces, detect_faces, draw_results,
+                    load_face_detector)
+from model import EMOTIONS_LIST
+
+
+def decoded_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def test_detect_faces_on_the_astronaut():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(gray, load_face_detector())
+    assert boxes.shape == (1, 4) and boxes.dtype == np.int32
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.6
+
+
+def test_detect_faces_finds_none_in_a_blank_frame():
+    assert detect_faces(np.full((240, 320), 128, np.uint8), load_face_detector()).shape == (0, 4)
+
+
+def test_crop_faces_clips_boxes_at_the_border():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crops = crop_faces(gray, np.array([[0, 0, 100, 100], [-10, -10, 40, 40], [90, 90, 30, 30]]))
+    assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
+    np.testing.assert_array_equal(crops[0], cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA))
+
+
+def test_draw_results_draws_only_around_the_box():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    result = {"box": [100, 80, 60, 60], "emotion": "happy",
+              "probabilities": {name: (0.7 if name == "happy" else 0.05) for name in EMOTIONS_LIST}}
+    draw_results(frame, [result])
+    changed = frame.any(axis=2)
+    assert changed[80, 100:160].all() and changed[80:140, 100].all()  # top and left edges of the box
+    assert not changed[100:120, 110:150].any()  # the face itself stays visible
+    assert not changed[160:, :].any() and not changed[:, :90].any()  # nothing far from the box
+
+
+def test_camera_finds_and_draws_the_moving_face(fer_model, face_video):
+    path, boxes, fps = face_video
+    raw = decoded_frames(path)
+    assert len(raw) == len(boxes)
+    with VideoCamera(path, fer_model) as camera:
+        assert camera.fps == pytest.approx(fps)
+        checked = 0
+        while camera.frame_index < len(boxes) - 1 and checked < len(boxes):
+            frame = camera.read()
+            index = camera.frame_index
+            np.testing.assert_array_equal(frame, raw[index])
+            results = annotate_frame(frame, camera.model, camera.detector)
+            assert len(results) == 1, f"frame {index}: {len(results)} faces"
+            face = results[0]
+            assert iou(face["box"], boxes[index]) > 0.5, (index, face["box"], boxes[index])
+            assert face["emotion"] in EMOTIONS_LIST
+            assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+            x, y, w, h = face["box"]
+            diff = np.abs(frame.astype(int) - raw[index].astype(int)).sum(axis=2) > 30
+            assert diff[y, x:x + w].mean() > 0.9 and diff[y:y + h, x].mean() > 0.9  # box edges drawn
+            assert not diff[:, x + w + 10:].any() if x + w + 10 < frame.shape[1] else True  # nothing right of it
+            checked += 1
+        assert checked >= 5
+
+
+def test_get_frame_returns_an_annotated_jpeg(fer_model, face_video):
+    with VideoCamera(face_video[0], fer_model) as camera:
+        jpeg = camera.get_frame()
+        assert len(camera.results) == 1
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (360, 640, 3)
+
+
+def test_file_never_plays_faster_than_real_time(fer_model, face_video):
+    with VideoCamera(face_video[0], fer_model) as camera:
+        start = time.monotonic()
+        for _ in range(11):
+            camera.read()
+        elapsed = time.monotonic() - start
+    assert elapsed >= 10 / camera.fps * 0.95
+
+
+def test_frames_are_dropped_when_the_reader_falls_behind(fer_model, face_video):
+    with VideoCamera(face_video[0], fer_model) as camera:
+        indices = []
+        for _ in range(4):
+            camera.read()
+            indices.append(camera.frame_index)
+            time.sleep(0.25)  # 5 frame intervals at 20 frames/s
+    assert camera.frames_dropped > 0
+    assert max(np.diff(indices)) >= 3
+
+
+def test_file_loops_at_its_end(fer_model, tmp_path):
+    path = tmp_path / "short.mp4"
+    make_face_video(path, n_frames=6, fps=60)
+    with VideoCamera(path, fer_model) as camera:
+        indices = [camera.read() is not None and camera.frame_index for _ in range(10)]
+    assert indices[:6] == list(range(6)) or max(indices) == 5
+    assert indices.index(5) < 9 and 0 in indices[indices.index(5):]
+
+
+def test_camera_releases_its_capture(fer_model, face_video):
+    camera = VideoCamera(face_video[0], fer_model)
+    camera.release()
+    camera.release()  # idempotent
+    assert camera._capture is None
+
+
+@pytest.mark.parametrize("source", ["does-not-exist.mp4", 99])
+def test_unopenable_source_raises(fer_model, tmp_path, source):
+    source = str(tmp_path / source) if isinstance(source, str) else source
+    with pytest.raises(SourceError):
+        VideoCamera(source, fer_model)
+
+
+def test_a_file_that_is_not_a_video_raises(fer_model, tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video")
+    with pytest.raises(SourceError):
+        VideoCamera(path, fer_model)
+
+
+@requires_media
+@pytest.mark.parametrize("name, expected", [
+    ("faces/fr_two_people.jpg", 2), ("faces/fr_obama.jpg", 1), ("faces/fer_justin.jpg", 1),
+    ("noface/skimage_coffee.png", 0), ("noface/fer_no-faces.jpg", 0),
+])
+def test_faces_in_real_photos(fer_model, name, expected):
+    """Every real face is found (the largest boxes, each over 15% of the image width); Haar may add a
+    small false face elsewhere (it does on the Obama portrait), but none where there is no face at all."""
+    frame = cv2.imread(str(MEDIA_DIR / name))
+    results = annotate_frame(frame, fer_model, load_face_detector())
+    assert len(results) >= expected if expected else len(results) == 0
+    assert all(r["box"][2] > 0.15 * frame.shape[1] for r in results[:expected])
+
+
+@requires_media
+@pytest.mark.parametrize("name", ["faces/fr_obama.jpg", "faces/fer_justin.jpg"])
+def test_smiling_faces_are_happy(fer_model, name):
+    frame = cv2.imread(str(MEDIA_DIR / name))
+    results = annotate_frame(frame, fer_model, load_face_detector())
+    assert results[0]["emotion"] == "happy", results[0]["probabilities"]
+
+
+@requires_media
+def test_real_clip_has_a_face_in_most_frames(fer_model):
+    frames = decoded_frames(MEDIA_DIR / "videos" / "fer_woman2.mp4")[::15]
+    detector = load_face_detector()
+    found = [len(annotate_frame(f, fer_model, detector)) >= 1 for f in frames]
+    assert np.mean(found) > 0.8, f"face found in {sum(found)} of {len(found)} frames"

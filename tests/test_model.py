@@ -1,0 +1,114 @@
+"""FacialExpressionModel on the shipped weights: shapes, probabilities, bad inputs, bad files."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT, FER_DIR, requires_fer
+
+from model import EMOTIONS_LIST, FacialExpressionModel, ModelLoadError, make_model
+
+
+def faces(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_predict_proba_shapes_and_sums(fer_model, n):
+    p = fer_model.predict_proba(faces(n))
+    assert p.shape == (n, len(EMOTIONS_LIST))
+    assert p.dtype == np.float32
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_batch_equals_one_by_one(fer_model):
+    batch = faces(4, seed=1)
+    together = fer_model.predict_proba(batch)
+    alone = np.concatenate([fer_model.predict_proba(batch[i:i + 1]) for i in range(4)])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_list_of_crops_is_accepted(fer_model):
+    batch = faces(3, seed=2)
+    np.testing.assert_allclose(fer_model.predict_proba(list(batch)), fer_model.predict_proba(batch), atol=1e-6)
+
+
+def test_predict_emotion_is_argmax(fer_model):
+    face = faces(1, seed=3)[0]
+    label = fer_model.predict_emotion(face)
+    assert label == EMOTIONS_LIST[int(np.argmax(fer_model.predict_proba(face[None])[0]))]
+
+
+def test_shipped_model_is_the_course_cnn(fer_model):
+    assert fer_model.keras_model.count_params() == make_model().count_params() == 4_478_727
+
+
+@pytest.mark.parametrize("bad, error", [
+    (np.zeros((2, 48, 48), np.float32), TypeError),
+    (np.zeros((2, 48, 48), np.int64), TypeError),
+    (np.zeros((48, 48), np.uint8), ValueError),
+    (np.zeros((2, 48, 48, 1), np.uint8), ValueError),
+    (np.zeros((2, 64, 64), np.uint8), ValueError),
+    (np.zeros((2, 48, 47), np.uint8), ValueError),
+    ([np.zeros((48, 48), np.uint8), np.zeros((40, 40), np.uint8)], ValueError),
+])
+def test_bad_input_raises(fer_model, bad, error):
+    with pytest.raises(error, match="faces must"):
+        fer_model.predict_proba(bad)
+
+
+def test_predict_emotion_rejects_a_batch(fer_model):
+    with pytest.raises(ValueError, match="shape"):
+        fer_model.predict_emotion(faces(2))
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.json"):
+        FacialExpressionModel(tmp_path / "nothing.json", ROOT / "model_weights.h5")
+    with pytest.raises(FileNotFoundError, match="nothing.h5"):
+        FacialExpressionModel(ROOT / "model.json", tmp_path / "nothing.h5")
+
+
+@pytest.mark.parametrize("json_text", ["not json at all", '{"class_name": "Nothing"}', "\xff\xfe"])
+def test_corrupt_architecture(tmp_path, json_text):
+    path = tmp_path / "model.json"
+    path.write_text(json_text, encoding="latin-1")
+    with pytest.raises(ModelLoadError, match="model.json"):
+        FacialExpressionModel(path, ROOT / "model_weights.h5")
+
+
+def test_architecture_of_another_shape(tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(make_model(input_shape=(64, 64, 1)).to_json())
+    with pytest.raises(ModelLoadError, match="expected"):
+        FacialExpressionModel(path, ROOT / "model_weights.h5")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 100, b"random bytes" * 50])
+def test_corrupt_weights(tmp_path, content):
+    path = tmp_path / "model_weights.h5"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match="model_weights.h5"):
+        FacialExpressionModel(ROOT / "model.json", path)
+
+
+def test_exported_json_is_keras_json():
+    config = json.loads((ROOT / "model.json").read_text())
+    assert config["class_name"] == "Functional"
+
+
+@requires_fer
+def test_publictest_accuracy(fer_model):
+    """The shipped model's accuracy on FER2013 PublicTest (issue 2 asks for at least 64%)."""
+    import cv2
+
+    images, labels = [], []
+    for label, name in enumerate(EMOTIONS_LIST):
+        for path in sorted((FER_DIR / "test" / name).glob("*.jpg")):
+            images.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(label)
+    predictions = fer_model.predict_proba(np.stack(images)).argmax(axis=1)
+    accuracy = float((predictions == np.array(labels)).mean())
+    assert len(labels) == 3589
+    assert accuracy >= 0.64, f"PublicTest accuracy {accuracy:.4f}"

@@ -1,0 +1,127 @@
+"""The Flask app: the page embeds the stream, the stream delivers JPEG frames, bad sources get a 404."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from main import create_app
+from streaming import BOUNDARY
+
+
+def read_jpeg_frames(response, count, close=True):
+    """Parse the first ``count`` parts of a multipart/x-mixed-replace body into decoded images."""
+    buffer, images = b"", []
+    marker = f"--{BOUNDARY}\r\n".encode()
+    for chunk in response.response:
+        buffer += chunk
+        while len(images) < count:
+            start = buffer.find(marker)
+            header_end = buffer.find(b"\r\n\r\n", start)
+            if start < 0 or header_end < 0:
+                break
+            headers = dict(line.split(": ", 1) for line in buffer[start + len(marker):header_end].decode().split("\r\n"))
+            length = int(headers["Content-Length"])
+            body_start = header_end + 4
+            if len(buffer) < body_start + length + 2:
+                break
+            assert headers["Content-Type"] == "image/jpeg"
+            images.append(cv2.imdecode(np.frombuffer(buffer[body_start:body_start + length], np.uint8),
+                                       cv2.IMREAD_COLOR))
+            buffer = buffer[body_start + length + 2:]
+        if len(images) >= count:
+            break
+    if close:
+        response.close()
+    return images
+
+
+def producer_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("producer ") and t.is_alive()]
+
+
+def test_index_embeds_the_stream(client, face_video):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'<img id="stream" src="/video_feed?source={face_video[0].name}"' in html
+    assert "the default source" in html
+
+
+def test_video_feed_delivers_decodable_frames(client, face_video):
+    response = client.get(f"/video_feed?source={face_video[0].name}", buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "multipart/x-mixed-replace"
+    assert response.headers["Content-Type"].endswith(f"boundary={BOUNDARY}")
+    images = read_jpeg_frames(response, 10)
+    assert len(images) == 10
+    assert all(image is not None and image.shape == (360, 640, 3) for image in images)
+
+
+def test_default_source_is_the_first_video(client):
+    images = read_jpeg_frames(client.get("/video_feed", buffered=False), 2)
+    assert len(images) == 2
+
+
+def test_viewers_share_one_producer_which_stops_when_they_leave(app, face_video):
+    earlier = set(producer_threads())  # other tests' apps, stopping on their own
+    url = f"/video_feed?source={face_video[0].name}"
+    viewers = [app.test_client().get(url, buffered=False) for _ in range(3)]
+    for viewer in viewers:
+        assert len(read_jpeg_frames(viewer, 3, close=False)) == 3
+    ours = set(producer_threads()) - earlier
+    assert len(ours) == 1
+    for viewer in viewers:
+        viewer.close()
+    deadline = time.monotonic() + app.config["IDLE_TIMEOUT"] + 5
+    while any(t.is_alive() for t in ours) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(t.is_alive() for t in ours)
+
+
+@pytest.mark.parametrize("source", [
+    "nothing.mp4", "../model.json", "..%2Fmodel.json", "%2e%2e/main.py", "/etc/passwd",
+    "webcam",  # no webcam configured in the tests
+    "astronaut.MP4", "astronaut.mp4/", "",
+])
+def test_unknown_source_is_a_404(client, source):
+    for url in (f"/video_feed?source={source}", f"/?source={source}"):
+        response = client.get(url)
+        if source == "":  # an empty source means the default one
+            assert response.status_code == 200
+            response.close()
+            continue
+        assert response.status_code == 404, url
+        assert "unknown source" in response.get_data(as_text=True)
+
+
+def test_symlink_out_of_videos_is_not_served(app, client, tmp_path):
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"x")
+    (app.config["VIDEOS_DIR"] / "link.mp4").symlink_to(outside)
+    assert client.get("/video_feed?source=link.mp4").status_code == 404
+    assert "link.mp4" not in client.get("/").get_data(as_text=True)
+
+
+def test_no_source_at_all(fer_model, tmp_path):
+    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "TESTING": True})
+    client = app.test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'id="no-source"' in page.get_data(as_text=True)
+    assert client.get("/video_feed").status_code == 404
+
+
+def test_missing_model_fails_at_start(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        create_app({"MODEL_JSON": tmp_path / "model.json", "WEBCAM_INDEX": None})
+
+
+def test_debug_is_off_and_host_is_loopback(app):
+    from main import parse_args
+
+    assert not app.debug
+    args = parse_args([])
+    assert (args.host, args.port, args.source) == ("127.0.0.1", 5000, "auto")
