@@ -35,6 +35,9 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
     "neutral": (200, 200, 200), "sad": (200, 120, 40), "surprise": (0, 140, 255),
 }
 
+#: Frames taller than this are downscaled to this height (pixels) for face detection only.
+DETECT_MAX_HEIGHT = 480
+
 #: Frame rate assumed for a file whose container does not state a usable one (frames/s).
 FALLBACK_FPS = 25.0
 
@@ -68,7 +71,7 @@ def load_face_detector(cascade_file: str | os.PathLike = CASCADE_FILE) -> cv2.Ca
 
 
 def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor: float = 1.2,
-                 min_neighbors: int = 5, min_size: int = 30) -> np.ndarray:
+                 min_neighbors: int = 5, min_size: int = 30, max_height: int | None = DETECT_MAX_HEIGHT) -> np.ndarray:
     """Find frontal faces with a Haar cascade.
 
     Args:
@@ -76,15 +79,21 @@ def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor
         detector: from ``load_face_detector``.
         scale_factor: image-pyramid step of ``detectMultiScale`` (> 1; smaller finds more, slower).
         min_neighbors: overlapping detections needed to keep a face (higher: fewer false faces).
-        min_size: smallest face side searched, in pixels.
+        min_size: smallest face side searched, in pixels of the (downscaled) detection image.
+        max_height: a taller frame is downscaled to this height for detection (the cascade's cost grows
+            with the pixel count; a 1080p frame costs about 9 times a 360p one); ``None``: never.
 
     Returns:
-        int array ``(N, 4)`` of boxes ``(x, y, w, h)``, largest face first; ``(0, 4)`` when none.
+        int32 array ``(N, 4)`` of boxes ``(x, y, w, h)`` in pixels of ``gray``, largest face first;
+        ``(0, 4)`` when none.
     """
-    equalized = cv2.equalizeHist(gray)  # as OpenCV's facedetect.py sample: robust to exposure
+    scale = 1.0 if max_height is None or gray.shape[0] <= max_height else max_height / gray.shape[0]
+    small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    equalized = cv2.equalizeHist(small)  # as OpenCV's facedetect.py sample: robust to exposure
     boxes = detector.detectMultiScale(equalized, scaleFactor=scale_factor, minNeighbors=min_neighbors,
                                       minSize=(min_size, min_size))
-    boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    boxes = np.round(boxes / scale).astype(np.int32)
     return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
 
 

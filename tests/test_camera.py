@@ -164,3 +164,16 @@ def test_real_clip_has_a_face_in_most_frames(fer_model):
     detector = load_face_detector()
     found = [len(annotate_frame(f, fer_model, detector)) >= 1 for f in frames]
     assert np.mean(found) > 0.8, f"face found in {sum(found)} of {len(found)} frames"
+
+
+def test_detection_on_a_downscaled_frame_maps_boxes_back():
+    """A 1080p frame is searched at 480 rows; the box must still land on the face in full-size pixels."""
+    big = cv2.resize(astronaut_bgr(), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[:, 400:1480] = big
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    expected = tuple(v * 1080 / 512 for v in ASTRONAUT_FACE)
+    expected = (expected[0] + 400, *expected[1:])
+    boxes = detect_faces(gray, load_face_detector(), max_height=480)
+    assert len(boxes) == 1
+    assert iou(boxes[0], expected) > 0.6
