@@ -161,6 +161,22 @@ def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
     return buffer.tobytes()
 
 
+def message_frame(text: str, size: tuple[int, int] = (640, 360)) -> bytes:
+    """JPEG bytes of a dark ``size`` = ``(width, height)`` picture showing ``text``, wrapped to fit."""
+    width, height = size
+    frame = np.full((height, width, 3), 32, np.uint8)
+    words, lines = text.split(), [""]
+    for word in words:
+        candidate = f"{lines[-1]} {word}".strip()
+        if cv2.getTextSize(candidate, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0] > width - 40 and lines[-1]:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    for i, line in enumerate(lines):
+        cv2.putText(frame, line, (20, 40 + 28 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (230, 230, 230), 1, cv2.LINE_AA)
+    return encode_jpeg(frame)
+
+
 @lru_cache(maxsize=1)
 def default_model() -> FacialExpressionModel:
     """The model shipped beside this file, loaded once per process."""

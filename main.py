@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 from flask import Flask, Response, abort, render_template, request, url_for
 
-from camera import VideoCamera, load_face_detector
+from camera import SourceError, VideoCamera, load_face_detector, message_frame
 from model import FacialExpressionModel
 from streaming import BOUNDARY, ProducerRegistry, mjpeg_stream
 
@@ -63,10 +63,13 @@ def list_videos(videos_dir: Path) -> list[str]:
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; ``config`` overrides ``DEFAULT_CONFIG`` (and any Flask setting).
 
+    The webcam ``WEBCAM_INDEX`` is offered only if it opens now.
+
     The model is loaded once, here, unless ``config["MODEL"]`` passes a loaded ``FacialExpressionModel``.
 
     Raises:
         FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
+        camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open.
     """
     app = Flask(__name__)
     app.config.from_mapping(DEFAULT_CONFIG)
@@ -74,7 +77,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["VIDEOS_DIR"] = Path(app.config["VIDEOS_DIR"])
     model = app.config.get("MODEL") or FacialExpressionModel(app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"])
     producers = ProducerRegistry(app.config["IDLE_TIMEOUT"])
+    # probed once at start: a webcam that does not open is not offered
     webcam_index = app.config["WEBCAM_INDEX"]
+    if webcam_index is not None and not webcam_opens(int(webcam_index)):
+        log.info("webcam %s does not open: not offered", webcam_index)
+        webcam_index = None
+    if app.config["SOURCE"] == WEBCAM and webcam_index is None:
+        raise SourceError(f"webcam {app.config['WEBCAM_INDEX']} cannot be opened")
     default_source = _choose_default_source(app.config["SOURCE"], webcam_index, app.config["VIDEOS_DIR"])
     log.info("default source: %s", default_source or "none")
 
@@ -104,13 +113,14 @@ def create_app(config: dict | None = None) -> Flask:
         return render_template(
             "index.html", sources=available_sources(), current=requested,
             default_source=default_source, webcam_index=webcam_index,
+            webcam_missing=app.config["WEBCAM_INDEX"] is not None and webcam_index is None,
             stream_url=url_for("video_feed", source=requested) if requested else None)
 
     @app.get("/video_feed")
     def video_feed():
         key, target = resolve(request.args.get("source"))
         producer = producers.get(key, lambda: VideoCamera(target, model, load_face_detector()))
-        return Response(mjpeg_stream(producer), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        return Response(mjpeg_stream(producer, message_frame=message_frame), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                         headers={"Cache-Control": "no-store"})
 
     @app.errorhandler(404)
@@ -122,7 +132,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _choose_default_source(source: str | int, webcam_index: int | None, videos_dir: Path) -> str | None:
     if source == "auto":
-        if webcam_index is not None and webcam_opens(int(webcam_index)):
+        if webcam_index is not None:
             return WEBCAM
         videos = list_videos(videos_dir)
         return videos[0] if videos else None

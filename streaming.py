@@ -134,11 +134,13 @@ class ProducerRegistry:
             return producer
 
 
-def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0) -> Iterator[bytes]:
+def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
+                 message_frame: Callable[[str], bytes] | None = None) -> Iterator[bytes]:
     """Yield the producer's frames as parts of a ``multipart/x-mixed-replace`` body until it stops.
 
-    Each part is ``--frame``, a ``Content-Type: image/jpeg`` header and the JPEG. A failure of the source
-    ends the stream (logged); a viewer that disconnects simply stops iterating.
+    Each part is ``--frame``, ``Content-Type: image/jpeg`` and ``Content-Length`` headers, and the JPEG.
+    When the source fails, the stream ends, after one last part ``message_frame(reason)`` if given
+    (a picture of the message, so the viewer sees why). A viewer that disconnects simply stops iterating.
     """
     number = 0
     while True:
@@ -146,7 +148,13 @@ def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0) -> Iterator[byt
             frame = producer.wait_for_frame(number, timeout)
         except SourceStopped as exc:
             log.warning("stream of %s ended: %s", producer.name, exc)
+            if message_frame is not None:
+                yield _part(message_frame(f"Stream ended: {exc}"))
             return
         number = frame.number
-        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n\r\n".encode()
-               + frame.jpeg + b"\r\n")
+        yield _part(frame.jpeg)
+
+
+def _part(jpeg: bytes) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            + jpeg + b"\r\n")

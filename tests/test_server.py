@@ -125,3 +125,32 @@ def test_debug_is_off_and_host_is_loopback(app):
     assert not app.debug
     args = parse_args([])
     assert (args.host, args.port, args.source) == ("127.0.0.1", 5000, "auto")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video"])
+def test_a_broken_video_ends_the_stream_with_a_message_frame(app, client, content):
+    (app.config["VIDEOS_DIR"] / "broken.mp4").write_bytes(content)
+    images = read_jpeg_frames(client.get("/video_feed?source=broken.mp4", buffered=False), 5)
+    assert len(images) == 1  # the message, then the end of the stream
+    assert images[0] is not None and images[0].std() > 5  # text on a dark background
+    assert client.get("/").status_code == 200  # the server goes on serving
+
+
+def test_a_webcam_that_does_not_open_is_not_offered(fer_model, face_video, tmp_path):
+    from camera import SourceError
+
+    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 99})
+    assert "webcam" not in app.test_client().get("/").get_data(as_text=True).split("<main>")[0]
+    with pytest.raises(SourceError, match="webcam 99"):
+        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 99, "SOURCE": "webcam"})
+
+
+@pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"]])
+def test_command_line_errors_exit_non_zero(argv):
+    from main import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    assert code != 0
