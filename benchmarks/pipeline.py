@@ -1,0 +1,237 @@
+"""Per-stage cost of the annotation pipeline on a real video, against the course's loop and `fer`.
+
+    python benchmarks/pipeline.py [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
+
+Every pipeline reads the same frames of the same file, in one process, as fast as it can (no pacing):
+decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame, frames/s, the
+faces found, the face recall against full-resolution Haar detection (scale 1.1, 5 neighbours, minimum
+face 30 px), and each pipeline's frames/s relative to the app's.
+
+- ``app``: this project's pipeline (``camera.annotate_frame``'s steps, timed one by one).
+- ``course``: the loop of the course this project descends from: Haar (scale 1.3, 5 neighbours) on the
+  full frame, one ``model.predict()`` per face, the same model.
+- ``fer``: ``fer.FER().detect_emotions()`` (justinshenk/fer), if the package imports in this environment
+  (it needs opencv-contrib-python and facenet-pytorch, so it usually lives in a separate venv).
+
+``--height 1080`` first writes an upscaled copy of the video (mp4v) to a temporary file, so decoding an
+HD file is measured too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from camera import (classify_faces, crop_faces, default_model, detect_faces, draw_results,  # noqa: E402
+                    encode_jpeg, load_face_detector)
+from model import EMOTIONS_LIST  # noqa: E402
+
+STAGES = ("decode", "detect", "classify", "draw", "encode")
+
+
+def default_video() -> Path:
+    shared = ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4"
+    return shared if shared.exists() else next((ROOT / "videos").glob("*.mp4"))
+
+
+def upscaled_copy(video: Path, height: int, frames: int) -> Path:
+    """Write the first ``frames`` frames of ``video`` resized to ``height`` rows to a temporary MP4."""
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    out = Path(tempfile.mkdtemp()) / f"{video.stem}_{height}p.mp4"
+    writer = None
+    for _ in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        width = round(frame.shape[1] * height / frame.shape[0] / 2) * 2
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_CUBIC)
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        writer.write(frame)
+    capture.release()
+    writer.release()
+    return out
+
+
+def iou(a, b) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def recall(found: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Share of reference boxes matched (IoU >= 0.4) by a found box of the same frame."""
+    total = sum(len(r) for r in reference)
+    hits = sum(any(iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference) for r in rs)
+    return hits / total if total else float("nan")
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] += now - self.last
+        self.last = now
+
+
+def run_app(video: Path, frames: int, model) -> tuple[dict, list]:
+    detector = load_face_detector()
+    capture = cv2.VideoCapture(str(video))
+    timer, boxes_per_frame = Timer(), []
+    for _ in range(frames):
+        timer.last = time.perf_counter()
+        ok, frame = capture.read()
+        if not ok:
+            break
+        timer.lap("decode")
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = detect_faces(gray, detector)
+        timer.lap("detect")
+        results = classify_faces(model, crop_faces(gray, boxes), boxes)
+        timer.lap("classify")
+        draw_results(frame, results)
+        timer.lap("draw")
+        encode_jpeg(frame)
+        timer.lap("encode")
+        boxes_per_frame.append(boxes)
+    capture.release()
+    return timer.seconds, boxes_per_frame
+
+
+def run_course(video: Path, frames: int, model) -> tuple[dict, list]:
+    """The course's camera.py loop: Haar 1.3/5 on the full frame, ``model.predict`` on each face."""
+    detector = load_face_detector()
+    keras_model = model.keras_model
+    capture = cv2.VideoCapture(str(video))
+    timer, boxes_per_frame = Timer(), []
+    for _ in range(frames):
+        timer.last = time.perf_counter()
+        ok, frame = capture.read()
+        if not ok:
+            break
+        timer.lap("decode")
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        faces = detector.detectMultiScale(gray, 1.3, 5)
+        timer.lap("detect")
+        labels = []
+        for (x, y, w, h) in faces:
+            roi = cv2.resize(gray[y:y + h, x:x + w], (48, 48)).astype(np.float32)
+            labels.append(EMOTIONS_LIST[int(np.argmax(keras_model.predict(roi[np.newaxis, :, :, np.newaxis],
+                                                                          verbose=0)))])
+        timer.lap("classify")
+        for (x, y, w, h), label in zip(faces, labels):
+            cv2.putText(frame, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 0), 2)
+            cv2.rectangle(frame, (x, y), (x + w, y + h), (255, 0, 0), 2)
+        timer.lap("draw")
+        encode_jpeg(frame)
+        timer.lap("encode")
+        boxes_per_frame.append(np.asarray(faces).reshape(-1, 4))
+    capture.release()
+    return timer.seconds, boxes_per_frame
+
+
+def run_fer(video: Path, frames: int, model) -> tuple[dict, list]:
+    """``fer.FER().detect_emotions`` (detection and classification in one call, counted as 'detect')."""
+    from fer import FER
+
+    detector = FER()
+    capture = cv2.VideoCapture(str(video))
+    timer, boxes_per_frame = Timer(), []
+    for _ in range(frames):
+        timer.last = time.perf_counter()
+        ok, frame = capture.read()
+        if not ok:
+            break
+        timer.lap("decode")
+        faces = detector.detect_emotions(frame)
+        timer.lap("detect")
+        for face in faces:
+            x, y, w, h = face["box"]
+            cv2.rectangle(frame, (x, y), (x + w, y + h), (255, 0, 0), 2)
+            label = max(face["emotions"], key=face["emotions"].get)
+            cv2.putText(frame, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 0), 2)
+        timer.lap("draw")
+        encode_jpeg(frame)
+        timer.lap("encode")
+        boxes_per_frame.append(np.array([f["box"] for f in faces]).reshape(-1, 4))
+    capture.release()
+    return timer.seconds, boxes_per_frame
+
+
+def reference_boxes(video: Path, frames: int) -> list[np.ndarray]:
+    detector = load_face_detector()
+    capture = cv2.VideoCapture(str(video))
+    boxes = []
+    for _ in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes.append(detect_faces(gray, detector, scale_factor=1.1, max_height=None))
+    capture.release()
+    return boxes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=None)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--height", type=int, default=None, help="upscale the video to this many rows first")
+    parser.add_argument("--pipelines", default="app,course,fer")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    video = args.video or default_video()
+    if args.height:
+        video = upscaled_copy(video, args.height, args.frames)
+    capture = cv2.VideoCapture(str(video))
+    size = f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    source_fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    model = default_model()
+    model.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up the compiled function
+    reference = reference_boxes(video, args.frames)
+    runners = {"app": run_app, "course": run_course, "fer": run_fer}
+    rows = {}
+    for name in args.pipelines.split(","):
+        try:
+            seconds, boxes = runners[name](video, args.frames, model)
+        except ImportError as exc:
+            print(f"{name}: skipped ({exc})")
+            continue
+        n = len(boxes)
+        rows[name] = {
+            **{f"{stage}_ms": round(1000 * seconds[stage] / n, 2) for stage in STAGES},
+            "fps": round(n / sum(seconds.values()), 1), "frames": n,
+            "faces": int(sum(len(b) for b in boxes)), "recall": round(recall(boxes, reference), 3),
+        }
+    print(f"video: {video.name}, {size}, {source_fps:.2f} frames/s; {len(reference)} frames; "
+          f"reference faces (full-resolution Haar 1.1): {sum(len(r) for r in reference)}")
+    header = ["pipeline", *[f"{s} ms" for s in STAGES], "frames/s", "faces", "recall", "vs app"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, row in rows.items():
+        ratio = row["fps"] / rows["app"]["fps"] if "app" in rows else float("nan")
+        cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['fps']:.1f}", str(row["faces"]),
+                 f"{row['recall']:.3f}", f"{ratio:.2f}"]
+        print("| " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"video": str(video), "size": size, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
