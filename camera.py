@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -143,14 +144,30 @@ def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
     return frame
 
 
+def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
+                  max_height: int | None = DETECT_MAX_HEIGHT) -> list[FaceResult]:
+    """Detect, crop and classify every face of a BGR frame (see ``detect_faces`` for ``max_height``)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(gray, detector, max_height=max_height)
+    return classify_faces(model, crop_faces(gray, boxes), boxes)
+
+
 def annotate_frame(frame: np.ndarray, model: FacialExpressionModel,
                    detector: cv2.CascadeClassifier) -> list[FaceResult]:
-    """Detect, crop, classify and draw every face of a BGR frame (drawn in place); returns the results."""
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    boxes = detect_faces(gray, detector)
-    results = classify_faces(model, crop_faces(gray, boxes), boxes)
+    """``analyze_frame``, then ``draw_results`` on the frame in place; returns the results."""
+    results = analyze_frame(frame, model, detector)
     draw_results(frame, results)
     return results
+
+
+_per_thread = threading.local()
+
+
+def thread_face_detector() -> cv2.CascadeClassifier:
+    """The default cascade, loaded once per thread (a cascade is not safe to share between threads)."""
+    if not hasattr(_per_thread, "detector"):
+        _per_thread.detector = load_face_detector()
+    return _per_thread.detector
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

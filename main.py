@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 import cv2
-from flask import Flask, Response, abort, render_template, request, url_for
+from flask import Flask, Response, abort, jsonify, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
-from camera import SourceError, VideoCamera, load_face_detector, message_frame
-from model import FacialExpressionModel
+from camera import SourceError, VideoCamera, analyze_frame, load_face_detector, message_frame, thread_face_detector
+from images import MAX_PIXELS, ImageError, decode_image
+from model import EMOTIONS_LIST, FacialExpressionModel
 from streaming import BOUNDARY, ProducerRegistry, mjpeg_stream
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ DEFAULT_CONFIG = {
     "SOURCE": "auto",
     # Seconds without viewers after which a source's producer releases it.
     "IDLE_TIMEOUT": 5.0,
+    # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_IMAGE_PIXELS": MAX_PIXELS,
+    # Photos are searched for faces at up to this many rows (frames of streams at camera.DETECT_MAX_HEIGHT).
+    "PHOTO_DETECT_MAX_HEIGHT": 1080,
 }
 
 
@@ -114,6 +121,7 @@ def create_app(config: dict | None = None) -> Flask:
             "index.html", sources=available_sources(), current=requested,
             default_source=default_source, webcam_index=webcam_index,
             webcam_missing=app.config["WEBCAM_INDEX"] is not None and webcam_index is None,
+            emotions=list(EMOTIONS_LIST),
             stream_url=url_for("video_feed", source=requested) if requested else None)
 
     @app.get("/video_feed")
@@ -123,9 +131,36 @@ def create_app(config: dict | None = None) -> Flask:
         return Response(mjpeg_stream(producer, message_frame=message_frame), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                         headers={"Cache-Control": "no-store"})
 
-    @app.errorhandler(404)
-    def not_found(error):
-        return Response(f"{error.description}\n", status=404, mimetype="text/plain")
+    @app.post("/api/predict")
+    def api_predict():
+        """Faces and expressions of one image: multipart field ``image``, or the raw body with an
+        ``image/*`` content type. Answers ``{"width", "height", "faces": [FaceResult, ...]}``."""
+        if request.mimetype == "multipart/form-data":
+            upload = request.files.get("image")
+            if upload is None:
+                return json_error(400, "no image: send the file in the multipart field 'image'")
+            data = upload.read()
+        elif request.mimetype.startswith("image/"):
+            data = request.get_data()
+        else:
+            return json_error(415, "send an image as multipart field 'image' or as a body with an image/* "
+                                   f"content type, not {request.mimetype or 'no content type'}")
+        try:
+            frame = decode_image(data, app.config["MAX_IMAGE_PIXELS"])
+        except ImageError as exc:
+            return json_error(exc.status, str(exc))
+        faces = analyze_frame(frame, model, thread_face_detector(), app.config["PHOTO_DETECT_MAX_HEIGHT"])
+        return jsonify(width=frame.shape[1], height=frame.shape[0], faces=faces)
+
+    def json_error(status: int, message: str):
+        return jsonify(error=message), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        """Errors as text (JSON under /api/), with the reason, never an HTML trace."""
+        if request.path.startswith("/api/"):
+            return json_error(error.code or 500, error.description)
+        return Response(f"{error.description}\n", status=error.code, mimetype="text/plain")
 
     return app
 

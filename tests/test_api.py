@@ -1,0 +1,124 @@
+"""POST /api/predict and images.decode_image: formats, orientation, and every kind of bad upload."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from conftest import ASTRONAUT_FACE, astronaut_bgr, iou
+from PIL import Image
+
+from images import ImageError, decode_image
+from model import EMOTIONS_LIST
+
+
+def astronaut_pil() -> Image.Image:
+    return Image.fromarray(astronaut_bgr()[..., ::-1])
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header (with a correct CRC) claims ``width`` x ``height`` pixels."""
+    data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
+def sixteen_bit_png() -> bytes:
+    gray = np.asarray(astronaut_pil().convert("L"), dtype=np.uint16) * 257
+    return encode(Image.fromarray(gray), "PNG")
+
+
+GOOD_UPLOADS = {
+    "jpeg": lambda: encode(astronaut_pil(), "JPEG", quality=90),
+    "png": lambda: encode(astronaut_pil(), "PNG"),
+    "webp": lambda: encode(astronaut_pil(), "WEBP", quality=90),
+    "grayscale png": lambda: encode(astronaut_pil().convert("L"), "PNG"),
+    "rgba png": lambda: encode(astronaut_pil().convert("RGBA"), "PNG"),
+    "16-bit png": sixteen_bit_png,
+    "cmyk jpeg": lambda: encode(astronaut_pil().convert("CMYK"), "JPEG", quality=90),
+}
+
+
+@pytest.mark.parametrize("kind", GOOD_UPLOADS)
+def test_every_format_finds_the_face(client, kind):
+    response = client.post("/api/predict", data={"image": (io.BytesIO(GOOD_UPLOADS[kind]()), "face.img")})
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert (answer["width"], answer["height"]) == (512, 512)
+    assert len(answer["faces"]) == 1
+    face = answer["faces"][0]
+    assert iou(face["box"], ASTRONAUT_FACE) > 0.6
+    assert set(face["probabilities"]) == set(EMOTIONS_LIST)
+    assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+
+
+def test_raw_body_with_an_image_content_type(client):
+    response = client.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png")
+    assert response.status_code == 200
+    assert len(response.get_json()["faces"]) == 1
+
+
+def test_exif_orientation_is_applied():
+    """A photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise) decodes upright."""
+    sideways = astronaut_pil().transpose(Image.Transpose.ROTATE_90)  # what a phone stores
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    frame = decode_image(encode(sideways, "JPEG", exif=exif.tobytes(), quality=95))
+    reference = astronaut_bgr().astype(int)
+    assert np.abs(frame.astype(int) - reference).mean() < 8
+
+
+def test_no_face_gives_an_empty_list(client):
+    blank = encode(Image.new("RGB", (320, 240), (120, 120, 120)), "PNG")
+    answer = client.post("/api/predict", data={"image": (io.BytesIO(blank), "blank.png")}).get_json()
+    assert answer == {"width": 320, "height": 240, "faces": []}
+
+
+@pytest.mark.parametrize("upload, status, message", [
+    (b"", 400, "empty"),
+    (b"just some text, not an image", 400, "not an image"),
+    (GOOD_UPLOADS["png"]()[:3000], 400, "cannot be decoded"),  # truncated
+    (png_claiming(100_000, 100_000), 413, "limit"),  # a decompression bomb
+    (encode(Image.new("L", (1200, 1000)), "PNG"), 413, "1200x1000"),  # over the test app's 1 MP limit
+])
+def test_bad_uploads_get_a_4xx_with_a_message(app, upload, status, message):
+    app.config["MAX_IMAGE_PIXELS"] = 1_000_000
+    response = app.test_client().post("/api/predict", data={"image": (io.BytesIO(upload), "upload.png")})
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+
+
+def test_request_over_the_size_limit_is_a_413(app):
+    app.config["MAX_CONTENT_LENGTH"] = 100_000
+    response = app.test_client().post("/api/predict", data={"image": (io.BytesIO(b"x" * 200_000), "big.png")})
+    assert response.status_code == 413
+    assert "error" in response.get_json()
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    ({"data": {"photo": (io.BytesIO(b"x"), "a.png")}}, 400),  # wrong field name
+    ({"data": b"text", "content_type": "text/plain"}, 415),
+    ({"json": {"image": "base64?"}}, 415),
+])
+def test_requests_without_an_image(client, kwargs, status):
+    response = client.post("/api/predict", **kwargs)
+    assert response.status_code == status
+    assert response.get_json()["error"]
+
+
+def test_get_is_not_allowed(client):
+    assert client.get("/api/predict").status_code == 405
+
+
+def test_decode_image_raises_image_error():
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"")
