@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import cv2
+from waitress import serve
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -183,6 +184,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                              "stream to the whole network)")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=32,
+                        help="worker threads of the server; every viewer of a stream holds one (default 32)")
     return parser.parse_args(argv)
 
 
@@ -204,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1
-    app.run(host=args.host, port=args.port, debug=False, threaded=True)
+    log.info("serving on http://%s:%d/ (%d threads)", args.host, args.port, args.threads)
+    # waitress, a production WSGI server that streams responses as they are produced; Ctrl-C stops it
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident=None)
     return 0
 
 
