@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from model import EMOTIONS_LIST, INPUT_SIZE, FacialExpressionModel
+from tracking import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
 #: Frames taller than this are downscaled to this height (pixels) for face detection only.
 DETECT_MAX_HEIGHT = 480
 
+#: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
+SMOOTHING_HALF_LIFE = 0.3
+
 #: Frame rate assumed for a file whose container does not state a usable one (frames/s).
 FALLBACK_FPS = 25.0
 
@@ -50,6 +54,13 @@ class FaceResult(TypedDict):
     box: list[int]
     emotion: str
     probabilities: dict[str, float]
+
+
+class TrackedFaceResult(FaceResult, total=False):
+    """A ``FaceResult`` after ``tracking.FaceTracker``: ``id`` (from 1) persists across frames and
+    ``probabilities`` are smoothed over time."""
+
+    id: int
 
 
 class SourceError(OSError):
@@ -135,6 +146,8 @@ def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
         x, y, w, h = result["box"]
         color = EMOTION_COLORS.get(result["emotion"], (255, 255, 255))
         label = f"{result['emotion']} {result['probabilities'][result['emotion']]:.0%}"
+        if "id" in result:
+            label = f"{result['id']}: {label}"
         cv2.rectangle(frame, (x, y), (x + w, y + h), color, thickness + 1)
         (tw, th), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else y + h  # below the box at the top edge
@@ -158,6 +171,26 @@ def annotate_frame(frame: np.ndarray, model: FacialExpressionModel,
     results = analyze_frame(frame, model, detector)
     draw_results(frame, results)
     return results
+
+
+class FrameAnnotator:
+    """The per-frame chain of a video: ``analyze_frame``, ``FaceTracker.update``, ``draw_results``.
+
+    Args:
+        model, detector: as for ``analyze_frame``.
+        smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
+    """
+
+    def __init__(self, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE) -> None:
+        self.model, self.detector = model, detector
+        self.tracker = FaceTracker(half_life=smoothing_half_life)
+
+    def __call__(self, frame: np.ndarray, dt: float) -> list[TrackedFaceResult]:
+        """Annotate a BGR frame in place; ``dt`` is the source time since the previous frame, in s."""
+        results = self.tracker.update(analyze_frame(frame, self.model, self.detector), dt)
+        draw_results(frame, results)
+        return results
 
 
 _per_thread = threading.local()
@@ -211,18 +244,23 @@ class VideoCamera:
         source: webcam index (``int``, default 0) or the path of a video file.
         model: the classifier; the shipped model by default.
         detector: a Haar cascade; OpenCV's frontal-face cascade by default.
+        smoothing_half_life: seconds; faces are tracked and their probabilities smoothed
+            (``tracking.FaceTracker``); 0 labels every frame on its own.
 
     Raises:
         SourceError: the source cannot be opened or has no frames.
     """
 
     def __init__(self, source: int | str | os.PathLike = 0, model: FacialExpressionModel | None = None,
-                 detector: cv2.CascadeClassifier | None = None) -> None:
+                 detector: cv2.CascadeClassifier | None = None,
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE) -> None:
         self.source = source
         self.is_file = not isinstance(source, int)
         self.model = model if model is not None else default_model()
         self.detector = detector if detector is not None else load_face_detector()
-        self.results: list[FaceResult] = []  # faces of the last frame from get_frame
+        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life)
+        self.results: list[TrackedFaceResult] = []  # faces of the last frame from get_frame
+        self._last_time: float | None = None  # source time (s) of the last annotated frame
         self.frames_dropped = 0
         self.frame_index = -1  # index in the file of the last frame read (webcam: count of frames read - 1)
         self._capture = self._open()
@@ -278,7 +316,10 @@ class VideoCamera:
     def get_frame(self) -> bytes:
         """The next frame with every face boxed and labelled, as JPEG bytes (see ``read``)."""
         frame = self.read()
-        self.results = annotate_frame(frame, self.model, self.detector)
+        now = self.frame_index / self.fps if self.is_file else time.monotonic()
+        dt = 0.0 if self._last_time is None or now < self._last_time else now - self._last_time
+        self._last_time = now
+        self.results = self.annotator(frame, dt)
         return encode_jpeg(frame)
 
     def release(self) -> None:

@@ -17,10 +17,10 @@ from waitress import serve
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from camera import SourceError, VideoCamera, analyze_frame, load_face_detector, message_frame, thread_face_detector
+from camera import EMOTION_COLORS, SMOOTHING_HALF_LIFE, SourceError, VideoCamera, analyze_frame, load_face_detector, message_frame, thread_face_detector
 from images import MAX_PIXELS, ImageError, decode_image
 from model import EMOTIONS_LIST, FacialExpressionModel
-from streaming import BOUNDARY, ProducerRegistry, mjpeg_stream
+from streaming import BOUNDARY, FrameProducer, ProducerRegistry, mjpeg_stream, result_events
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ DEFAULT_CONFIG = {
     "SOURCE": "auto",
     # Seconds without viewers after which a source's producer releases it.
     "IDLE_TIMEOUT": 5.0,
+    # Half-life in seconds of the smoothing of each tracked face's probabilities; 0: none.
+    "SMOOTHING_HALF_LIFE": SMOOTHING_HALF_LIFE,
+    # Live probabilities (/events): most updates per second sent to a page.
+    "EVENTS_PER_SECOND": 5.0,
     # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": MAX_PIXELS,
@@ -123,14 +127,26 @@ def create_app(config: dict | None = None) -> Flask:
             default_source=default_source, webcam_index=webcam_index,
             webcam_missing=app.config["WEBCAM_INDEX"] is not None and webcam_index is None,
             emotions=list(EMOTIONS_LIST),
+            colors={name: "#%02x%02x%02x" % bgr[::-1] for name, bgr in EMOTION_COLORS.items()},
             stream_url=url_for("video_feed", source=requested) if requested else None)
+
+    def producer_of(source: str | None) -> FrameProducer:
+        key, target = resolve(source)
+        half_life = app.config["SMOOTHING_HALF_LIFE"]
+        return producers.get(key, lambda: VideoCamera(target, model, load_face_detector(), half_life))
 
     @app.get("/video_feed")
     def video_feed():
-        key, target = resolve(request.args.get("source"))
-        producer = producers.get(key, lambda: VideoCamera(target, model, load_face_detector()))
-        return Response(mjpeg_stream(producer, message_frame=message_frame), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                        headers={"Cache-Control": "no-store"})
+        producer = producer_of(request.args.get("source"))
+        return Response(mjpeg_stream(producer, message_frame=message_frame),
+                        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"})
+
+    @app.get("/events")
+    def events():
+        """Server-sent events: the faces of the stream's latest frame, as the page's live bars use them."""
+        producer = producer_of(request.args.get("source"))
+        return Response(result_events(producer, app.config["EVENTS_PER_SECOND"]), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.post("/api/predict")
     def api_predict():
@@ -184,6 +200,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                              "stream to the whole network)")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
+                        help="half-life of the smoothing of each face's probabilities over time; 0 turns it off "
+                             f"(default {SMOOTHING_HALF_LIFE})")
     parser.add_argument("--threads", type=int, default=32,
                         help="worker threads of the server; every viewer of a stream holds one (default 32)")
     return parser.parse_args(argv)
@@ -192,7 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config: dict = {}
+    config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0)}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE=WEBCAM)
     elif args.source != "auto":

@@ -8,6 +8,7 @@ stops by itself when no viewer has asked for a frame for ``idle_timeout`` second
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -153,6 +154,23 @@ def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
             return
         number = frame.number
         yield _part(frame.jpeg)
+
+
+def result_events(producer: FrameProducer, max_rate: float = 5.0, timeout: float = 10.0) -> Iterator[str]:
+    """Yield server-sent events ``data: {"frame": n, "faces": [...]}`` for the producer's frames, at most
+    ``max_rate`` per second (frames in between are skipped), until the source stops; then one event
+    ``event: end`` with ``data: {"error": reason}``."""
+    number, interval = 0, 1.0 / max_rate
+    while True:
+        started = time.monotonic()
+        try:
+            frame = producer.wait_for_frame(number, timeout)
+        except SourceStopped as exc:
+            yield f"event: end\ndata: {json.dumps({'error': str(exc)})}\n\n"
+            return
+        number = frame.number
+        yield f"data: {json.dumps({'frame': frame.number, 'faces': frame.results})}\n\n"
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
 def _part(jpeg: bytes) -> bytes:

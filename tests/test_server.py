@@ -1,5 +1,6 @@
 """The Flask app: the page embeds the stream, the stream delivers JPEG frames, bad sources get a 404."""
 
+import json
 import threading
 import time
 
@@ -154,3 +155,26 @@ def test_command_line_errors_exit_non_zero(argv):
     except SystemExit as exc:  # argparse
         code = exc.code
     assert code != 0
+
+
+def test_events_stream_the_faces_of_the_video(client, face_video):
+    response = client.get(f"/events?source={face_video[0].name}", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    events = []
+    for chunk in response.response:
+        events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines() if line.startswith("data: ")]
+        if len(events) >= 3:
+            break
+    response.close()
+    frames = [e["frame"] for e in events]
+    assert frames == sorted(frames) and len(set(frames)) == 3
+    for event in events:
+        assert len(event["faces"]) == 1
+        face = event["faces"][0]
+        assert face["id"] == 1 and face["emotion"] in face["probabilities"]
+
+
+def test_events_of_a_broken_video_end_with_the_reason(app, client):
+    (app.config["VIDEOS_DIR"] / "broken.mp4").write_bytes(b"not a video")
+    body = client.get("/events?source=broken.mp4").get_data(as_text=True)
+    assert body.startswith("event: end\ndata: ") and "broken.mp4" in body
