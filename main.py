@@ -208,9 +208,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def annotate_main(argv: list[str]) -> int:
+    """``python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS]``: see ``report.annotate_video``."""
+    from report import annotate_video
+
+    parser = argparse.ArgumentParser(prog="main.py annotate",
+                                     description="Write an annotated copy of a video, a CSV of every face in "
+                                                 "every frame, and a plot of the emotions over time.")
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--output", type=Path, default=Path("reports"), help="folder for the three files (default reports/)")
+    parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
+                        help=f"half-life of the probability smoothing; 0: none (default {SMOOTHING_HALF_LIFE})")
+    args = parser.parse_args(argv)
+    try:
+        model = FacialExpressionModel(DEFAULT_CONFIG["MODEL_JSON"], DEFAULT_CONFIG["MODEL_WEIGHTS"])
+        paths = annotate_video(args.video, args.output, model, max(args.smoothing, 0.0))
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.error("cannot annotate %s: %s", args.video, exc)
+        return 1
+    for kind, path in paths.items():
+        log.info("%s: %s", kind, path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv[:1] == ["annotate"]:
+        return annotate_main(argv[1:])
+    args = parse_args(argv)
     config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0)}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE=WEBCAM)
