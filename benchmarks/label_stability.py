@@ -1,0 +1,67 @@
+"""How often the shown label of a face changes per second, with and without smoothing.
+
+    python benchmarks/label_stability.py [VIDEO ...] [--half-lives 0,0.3,0.6]
+
+Runs the stream's per-frame chain (``camera.FrameAnnotator``) over every frame of each video, unpaced,
+and counts, for every tracked face, the frames whose label differs from the face's label in the frame
+before; the rate is changes per second of tracked face time (changes / (face-frames / fps)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from camera import FALLBACK_FPS, FrameAnnotator, default_model, load_face_detector  # noqa: E402
+
+
+def label_changes(video: Path, half_life: float, model) -> dict:
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps >= 1 else FALLBACK_FPS
+    annotator = FrameAnnotator(model, load_face_detector(), half_life)
+    last_label: dict[int, str] = {}
+    changes = face_frames = frames = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames += 1
+        for face in annotator(frame, 1.0 / fps):
+            face_frames += 1
+            previous = last_label.get(face["id"])
+            changes += previous is not None and previous != face["emotion"]
+            last_label[face["id"]] = face["emotion"]
+    capture.release()
+    face_seconds = face_frames / fps
+    return {"video": video.name, "half_life_s": half_life, "frames": frames, "faces_tracked": len(last_label),
+            "face_seconds": round(face_seconds, 1), "label_changes": changes,
+            "changes_per_face_second": round(changes / face_seconds, 3) if face_seconds else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", nargs="*", type=Path)
+    parser.add_argument("--half-lives", default="0,0.3,0.6")
+    args = parser.parse_args()
+    shared = ROOT.parent / "shared" / "media" / "videos"
+    videos = args.videos or sorted(shared.glob("*.mp4")) or sorted((ROOT / "videos").glob("*.mp4"))
+    model = default_model()
+    print("| video | half-life (s) | frames | faces tracked | face-seconds | label changes | changes per face-second |")
+    print("|---|---|---|---|---|---|---|")
+    for video in videos:
+        for half_life in (float(h) for h in args.half_lives.split(",")):
+            r = label_changes(video, half_life, model)
+            print(f"| {r['video']} | {r['half_life_s']:g} | {r['frames']} | {r['faces_tracked']} | "
+                  f"{r['face_seconds']} | {r['label_changes']} | {r['changes_per_face_second']} |")
+
+
+if __name__ == "__main__":
+    main()
