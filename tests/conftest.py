@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -102,3 +107,33 @@ def producers_stopped_at_exit():
     for thread in threading.enumerate():
         if thread.name.startswith("producer "):
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(face_video, tmp_path):
+    """Base URL of ``python main.py --source <the test video>`` running on a free loopback port."""
+    port = free_port()
+    log_file = (tmp_path / "server.log").open("wb")  # a file, not a pipe: a full pipe would block the server
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(face_video[0]),
+                                "--port", str(port)], cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/", timeout=2).read()
+            break
+        except (urllib.error.URLError, ConnectionError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start:\n{(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.3)
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+    log_file.close()

@@ -1,43 +1,11 @@
 """`python main.py --source VIDEO` as a user runs it: a real server process, a real HTTP client."""
 
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def server(face_video):
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(face_video[0]),
-                                "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/", timeout=2).read()
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"server did not start:\n{process.stdout.read().decode()}")
-            time.sleep(0.3)
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
 
 
 def test_served_stream_delivers_frames_of_the_video(server, face_video):

@@ -1,0 +1,58 @@
+"""The page in a real headless browser (Debian's chromium, driven by Playwright): the stream moves,
+live probabilities arrive, and a photo upload shows its faces. .ci/run installs chromium."""
+
+import re
+import shutil
+
+import pytest
+from conftest import astronaut_bgr
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+
+# the flags this sandbox needs: no GPU, no network but loopback, root without a sandbox
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture()
+def page(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server + "/")
+        yield page
+        browser.close()
+
+
+def test_stream_image_changes_and_live_bars_arrive(page):
+    stream = page.locator("#stream")
+    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20000)
+    first = stream.screenshot()
+    page.wait_for_timeout(800)
+    second = stream.screenshot()
+    assert first != second  # the face moves across the test video
+    page.wait_for_selector("#live-faces .face", timeout=20000)
+    assert re.match(r"Face \d+: (angry|disgust|fear|happy|neutral|sad|surprise)\n", page.inner_text("#live-faces"))
+    assert page.locator("#live-faces .bar").count() == 7
+
+
+def test_photo_upload_shows_the_face_and_its_probabilities(page, tmp_path):
+    import cv2
+
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr())
+    page.set_input_files("#photo-input", str(photo))
+    page.wait_for_selector("#photo-faces .face", timeout=20000)
+    assert page.locator("#photo-faces .face").count() == 1
+    assert page.locator("#photo-canvas").is_visible()
+    assert page.inner_text("#photo-error") == ""
+
+
+def test_bad_photo_shows_the_error(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.set_input_files("#photo-input", str(bad))
+    page.wait_for_function("document.getElementById('photo-error').textContent.length > 0", timeout=20000)
+    assert "not an image" in page.inner_text("#photo-error")
