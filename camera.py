@@ -37,8 +37,8 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
     "neutral": (200, 200, 200), "sad": (200, 120, 40), "surprise": (0, 140, 255),
 }
 
-#: Frames taller than this are downscaled to this height (pixels) for face detection only.
-DETECT_MAX_HEIGHT = 480
+#: Frames of more pixels than this are downscaled to it for face detection only: 854x480 (480p).
+DETECT_MAX_PIXELS = 854 * 480
 
 #: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
 SMOOTHING_HALF_LIFE = 0.3
@@ -83,7 +83,8 @@ def load_face_detector(cascade_file: str | os.PathLike = CASCADE_FILE) -> cv2.Ca
 
 
 def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor: float = 1.2,
-                 min_neighbors: int = 5, min_size: int = 30, max_height: int | None = DETECT_MAX_HEIGHT) -> np.ndarray:
+                 min_neighbors: int = 5, min_size: int = 30,
+                 max_pixels: int | None = DETECT_MAX_PIXELS) -> np.ndarray:
     """Find frontal faces with a Haar cascade.
 
     Args:
@@ -92,20 +93,27 @@ def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor
         scale_factor: image-pyramid step of ``detectMultiScale`` (> 1; smaller finds more, slower).
         min_neighbors: overlapping detections needed to keep a face (higher: fewer false faces).
         min_size: smallest face side searched, in pixels of the (downscaled) detection image.
-        max_height: a taller frame is downscaled to this height for detection (the cascade's cost grows
-            with the pixel count; a 1080p frame costs about 9 times a 360p one); ``None``: never.
+        max_pixels: a frame of more pixels is downscaled, keeping its aspect ratio, to about this many
+            for detection (the cascade's cost grows with the pixel count: a 1080p frame costs about 5
+            times a 480p one); ``None``: never.
 
     Returns:
         int32 array ``(N, 4)`` of boxes ``(x, y, w, h)`` in pixels of ``gray``, largest face first;
-        ``(0, 4)`` when none.
+        ``(0, 4)`` when none (always for a frame narrower or lower than ``min_size`` after downscaling).
     """
-    scale = 1.0 if max_height is None or gray.shape[0] <= max_height else max_height / gray.shape[0]
-    small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = gray.shape[:2]
+    scale = 1.0 if max_pixels is None or height * width <= max_pixels else math.sqrt(max_pixels / (height * width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(size) < min_size:
+        return np.zeros((0, 4), np.int32)
+    small = gray if scale == 1.0 else cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     equalized = cv2.equalizeHist(small)  # as OpenCV's facedetect.py sample: robust to exposure
     boxes = detector.detectMultiScale(equalized, scaleFactor=scale_factor, minNeighbors=min_neighbors,
                                       minSize=(min_size, min_size))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    boxes = np.round(boxes / scale).astype(np.int32)
+    boxes[:, 0::2] *= width / size[0]
+    boxes[:, 1::2] *= height / size[1]
+    boxes = np.round(boxes).astype(np.int32)
     return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
 
 
@@ -158,10 +166,10 @@ def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
 
 
 def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
-                  max_height: int | None = DETECT_MAX_HEIGHT) -> list[FaceResult]:
-    """Detect, crop and classify every face of a BGR frame (see ``detect_faces`` for ``max_height``)."""
+                  max_pixels: int | None = DETECT_MAX_PIXELS) -> list[FaceResult]:
+    """Detect, crop and classify every face of a BGR frame (see ``detect_faces`` for ``max_pixels``)."""
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    boxes = detect_faces(gray, detector, max_height=max_height)
+    boxes = detect_faces(gray, detector, max_pixels=max_pixels)
     return classify_faces(model, crop_faces(gray, boxes), boxes)
 
 
@@ -248,7 +256,7 @@ class VideoCamera:
             (``tracking.FaceTracker``); 0 labels every frame on its own.
 
     Raises:
-        SourceError: the source cannot be opened or has no frames.
+        SourceError: the source cannot be opened (``read`` raises it for a source without frames).
     """
 
     def __init__(self, source: int | str | os.PathLike = 0, model: FacialExpressionModel | None = None,
@@ -317,7 +325,10 @@ class VideoCamera:
         """The next frame with every face boxed and labelled, as JPEG bytes (see ``read``)."""
         frame = self.read()
         now = self.frame_index / self.fps if self.is_file else time.monotonic()
-        dt = 0.0 if self._last_time is None or now < self._last_time else now - self._last_time
+        if self._last_time is None or now <= self._last_time:  # the first frame, or the file started again
+            dt = 1.0 / self.fps
+        else:
+            dt = now - self._last_time
         self._last_time = now
         self.results = self.annotator(frame, dt)
         return encode_jpeg(frame)

@@ -39,7 +39,7 @@ DEFAULT_CONFIG = {
     # Webcam index offered as the "webcam" source; None: offer no webcam.
     "WEBCAM_INDEX": 0,
     # The source shown when the page names none: "auto" (the webcam if it opens, else the first video),
-    # "webcam", a file name in VIDEOS_DIR, or a path to any video file.
+    # "webcam", a file name in VIDEOS_DIR, or a path to any video file (offered under its file name).
     "SOURCE": "auto",
     # Seconds without viewers after which a source's producer releases it.
     "IDLE_TIMEOUT": 5.0,
@@ -50,8 +50,8 @@ DEFAULT_CONFIG = {
     # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": MAX_PIXELS,
-    # Photos are searched for faces at up to this many rows (frames of streams at camera.DETECT_MAX_HEIGHT).
-    "PHOTO_DETECT_MAX_HEIGHT": 1080,
+    # Photos are searched for faces at up to this many pixels (frames of streams at camera.DETECT_MAX_PIXELS).
+    "PHOTO_DETECT_MAX_PIXELS": 1920 * 1080,
 }
 
 
@@ -81,7 +81,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     Raises:
         FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
-        camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open.
+        camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open, or a path that is
+            not a file.
     """
     app = Flask(__name__)
     app.config.from_mapping(DEFAULT_CONFIG)
@@ -96,12 +97,11 @@ def create_app(config: dict | None = None) -> Flask:
         webcam_index = None
     if app.config["SOURCE"] == WEBCAM and webcam_index is None:
         raise SourceError(f"webcam {app.config['WEBCAM_INDEX']} cannot be opened")
-    default_source = _choose_default_source(app.config["SOURCE"], webcam_index, app.config["VIDEOS_DIR"])
+    default_source, extra_sources = _choose_default_source(app.config["SOURCE"], webcam_index, app.config["VIDEOS_DIR"])
     log.info("default source: %s", default_source or "none")
 
     def available_sources() -> list[str]:
-        sources = ([WEBCAM] if webcam_index is not None else []) + list_videos(app.config["VIDEOS_DIR"])
-        return sources if default_source is None or default_source in sources else [default_source, *sources]
+        return [*extra_sources, *([WEBCAM] if webcam_index is not None else []), *list_videos(app.config["VIDEOS_DIR"])]
 
     def resolve(source: str | None) -> tuple[str, int | Path]:
         """(key, webcam index or file path) of a ``source`` request value; 404 if it names nothing."""
@@ -113,8 +113,8 @@ def create_app(config: dict | None = None) -> Flask:
             return WEBCAM, int(webcam_index)
         if source in list_videos(app.config["VIDEOS_DIR"]):  # only names listed there: no paths, no links
             return source, app.config["VIDEOS_DIR"] / source
-        if source == default_source:  # a path given on the command line
-            return source, Path(source)
+        if source in extra_sources:  # a file given on the command line, by its name (its path is not shown)
+            return source, extra_sources[source]
         abort(404, description=f"unknown source {source!r}; available: {', '.join(available_sources()) or 'none'}")
 
     @app.get("/")
@@ -126,8 +126,12 @@ def create_app(config: dict | None = None) -> Flask:
             "index.html", sources=available_sources(), current=requested,
             default_source=default_source, webcam_index=webcam_index,
             webcam_missing=app.config["WEBCAM_INDEX"] is not None and webcam_index is None,
-            emotions=list(EMOTIONS_LIST),
-            colors={name: "#%02x%02x%02x" % bgr[::-1] for name, bgr in EMOTION_COLORS.items()},
+            page_config={
+                "emotions": list(EMOTIONS_LIST),
+                "colors": {name: "#%02x%02x%02x" % bgr[::-1] for name, bgr in EMOTION_COLORS.items()},
+                "eventsUrl": url_for("events", source=requested) if requested else None,
+                "predictUrl": url_for("api_predict"),
+            },
             stream_url=url_for("video_feed", source=requested) if requested else None)
 
     def producer_of(source: str | None) -> FrameProducer:
@@ -166,11 +170,23 @@ def create_app(config: dict | None = None) -> Flask:
             frame = decode_image(data, app.config["MAX_IMAGE_PIXELS"])
         except ImageError as exc:
             return json_error(exc.status, str(exc))
-        faces = analyze_frame(frame, model, thread_face_detector(), app.config["PHOTO_DETECT_MAX_HEIGHT"])
+        faces = analyze_frame(frame, model, thread_face_detector(), app.config["PHOTO_DETECT_MAX_PIXELS"])
         return jsonify(width=frame.shape[1], height=frame.shape[0], faces=faces)
 
     def json_error(status: int, message: str):
         return jsonify(error=message), status
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        """Headers that cost nothing: no MIME sniffing, no framing, no referrer, scripts only from here."""
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -182,13 +198,21 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def _choose_default_source(source: str | int, webcam_index: int | None, videos_dir: Path) -> str | None:
+def _choose_default_source(source: str, webcam_index: int | None,
+                           videos_dir: Path) -> tuple[str | None, dict[str, Path]]:
+    """The default source's key, and {key: path} of a ``source`` file that is not a listed video."""
+    videos = list_videos(videos_dir)
     if source == "auto":
-        if webcam_index is not None:
-            return WEBCAM
-        videos = list_videos(videos_dir)
-        return videos[0] if videos else None
-    return str(source)
+        return (WEBCAM if webcam_index is not None else videos[0] if videos else None), {}
+    if source == WEBCAM or source in videos:
+        return source, {}
+    path = Path(source).resolve()
+    if path.parent == videos_dir.resolve() and path.name in videos:
+        return path.name, {}
+    if not path.is_file():
+        raise SourceError(f"video file not found: {source}")
+    key = path.name if path.name not in (WEBCAM, *videos) else f"file-{path.name}"
+    return key, {key: path}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,8 +227,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help="half-life of the smoothing of each face's probabilities over time; 0 turns it off "
                              f"(default {SMOOTHING_HALF_LIFE})")
-    parser.add_argument("--threads", type=int, default=32,
-                        help="worker threads of the server; every viewer of a stream holds one (default 32)")
+    parser.add_argument("--threads", type=int, default=64,
+                        help="worker threads of the server; every open page holds two for as long as it is "
+                             "open (the stream and its live probabilities), so N threads serve about N/2 "
+                             "viewers (default 64)")
     return parser.parse_args(argv)
 
 
@@ -244,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isfile(args.source):
             log.error("video file not found: %s", args.source)
             return 2
-        path = Path(args.source).resolve()
-        # a video of videos/ goes by its name, like the others; any other file by its path
-        config["SOURCE"] = path.name if path.parent == DEFAULT_CONFIG["VIDEOS_DIR"].resolve() else str(path)
+        config["SOURCE"] = args.source
     try:
         app = create_app(config)
     except (OSError, RuntimeError, ValueError) as exc:

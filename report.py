@@ -8,6 +8,7 @@ Uses the stream's per-frame chain (``camera.FrameAnnotator``) on every frame, un
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -44,7 +45,8 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
         raise SourceError(f"cannot open video {video}")
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else FALLBACK_FPS
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = total if total > 0 else None
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",
              "plot": output_dir / f"{video.stem}_emotions.png"}
@@ -55,8 +57,8 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
         with paths["csv"].open("w", newline="") as csv_file:
             rows = csv.writer(csv_file)
             rows.writerow(CSV_COLUMNS)
-            for index in tqdm(range(total) if total else iter(int, 1), total=total, unit="frame",
-                              desc=video.name, disable=not progress):
+            # until read() fails: the container's frame count is only an estimate, used for the bar
+            for index in tqdm(itertools.count(), total=total, unit="frame", desc=video.name, disable=not progress):
                 ok, frame = capture.read()
                 if not ok:
                     break

@@ -3,7 +3,7 @@
 The design follows miguelgrinberg/flask-video-streaming (``base_camera.py``): a producer thread reads and
 annotates frames only while somebody watches; every viewer waits for the next frame on a shared
 condition (each viewer keeps its own last-seen frame number, so none misses a wake-up), and the thread
-stops by itself when no viewer has asked for a frame for ``idle_timeout`` seconds.
+stops by itself once no viewer is waiting and none has asked for a frame for ``idle_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -38,10 +38,14 @@ class SourceStopped(RuntimeError):
 class FrameProducer:
     """Runs ``camera_factory()`` in a background thread while viewers ask for frames.
 
+    The thread stops, releasing the camera, after publishing a frame when no viewer is waiting for one
+    and none has asked for ``idle_timeout`` seconds; the next viewer starts a new run. Frame numbers
+    keep counting across runs, so a viewer coming back after a stop never waits for a number already used.
+
     Args:
         camera_factory: builds the camera; the object needs ``get_frame() -> bytes``, ``release()`` and
             may have ``results``. Called in the producer thread, so opening a source never blocks a request.
-        idle_timeout: seconds without any viewer after which the thread releases the camera and stops.
+        idle_timeout: seconds, as above.
         name: for logs.
     """
 
@@ -50,10 +54,12 @@ class FrameProducer:
         self.idle_timeout = idle_timeout
         self.name = name
         self._condition = threading.Condition()
-        self._frame: Frame | None = None
+        self._frame: Frame | None = None  # the latest frame of the current run
+        self._number = 0  # frames published over this producer's life
         self._error: str | None = None
         self._thread: threading.Thread | None = None  # the running producer; None once it decided to stop
         self._last_thread: threading.Thread | None = None  # the latest one started, perhaps still releasing
+        self._waiting = 0  # viewers blocked in wait_for_frame
         self._last_request = 0.0
 
     @property
@@ -62,33 +68,35 @@ class FrameProducer:
         return self._last_thread is not None and self._last_thread.is_alive()
 
     def wait_for_frame(self, after: int = 0, timeout: float = 10.0) -> Frame:
-        """Block until a frame newer than number ``after`` is published and return it.
+        """Block until a frame numbered above ``after`` is published and return it.
 
-        Starts the producer thread if it is not running. Pass the ``number`` of the last frame you got
-        (0 at first).
+        Starts a producer thread if none is running. Pass the ``number`` of the last frame you got
+        (0 at first: you get the latest frame at once if there is one).
 
         Raises:
             SourceStopped: the source failed (its message), or no frame came within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         with self._condition:
-            self._last_request = time.monotonic()
             if self._thread is None:  # not running: start a run (after the last one has released its camera)
-                if self._frame is not None and after >= self._frame.number:
-                    after = 0  # a new run numbers its frames from 1 again
                 self._frame, self._error = None, None
                 self._thread = threading.Thread(target=self._run, args=(self._last_thread,),
                                                 name=f"producer {self.name}", daemon=True)
                 self._last_thread = self._thread
                 self._thread.start()
-            while self._error is None and (self._frame is None or self._frame.number <= after):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SourceStopped(f"no frame from {self.name} within {timeout:g} s")
-                self._condition.wait(remaining)
-            if self._error is not None:
-                raise SourceStopped(self._error)
-            return self._frame
+            self._waiting += 1
+            try:
+                while self._error is None and (self._frame is None or self._frame.number <= after):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise SourceStopped(f"no frame from {self.name} within {timeout:g} s")
+                    self._condition.wait(remaining)
+                if self._error is not None:
+                    raise SourceStopped(self._error)
+                return self._frame
+            finally:
+                self._waiting -= 1
+                self._last_request = time.monotonic()
 
     def _run(self, previous: threading.Thread | None) -> None:
         if previous is not None:
@@ -96,14 +104,13 @@ class FrameProducer:
         camera = None
         try:
             camera = self._factory()
-            number = 0
             while True:
                 jpeg = camera.get_frame()
-                number += 1
                 with self._condition:
-                    self._frame = Frame(number, jpeg, list(getattr(camera, "results", [])))
+                    self._number += 1
+                    self._frame = Frame(self._number, jpeg, list(getattr(camera, "results", [])))
                     self._condition.notify_all()
-                    if time.monotonic() - self._last_request >= self.idle_timeout:
+                    if self._waiting == 0 and time.monotonic() - self._last_request >= self.idle_timeout:
                         self._thread = None  # decided under the lock: a later viewer starts a new run
                         break
             log.info("producer %s stopped: no viewer for %g s", self.name, self.idle_timeout)
@@ -137,11 +144,12 @@ class ProducerRegistry:
 
 def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
                  message_frame: Callable[[str], bytes] | None = None) -> Iterator[bytes]:
-    """Yield the producer's frames as parts of a ``multipart/x-mixed-replace`` body until it stops.
+    """Yield the producer's frames as parts of a ``multipart/x-mixed-replace`` body.
 
     Each part is ``--frame``, ``Content-Type: image/jpeg`` and ``Content-Length`` headers, and the JPEG.
-    When the source fails, the stream ends, after one last part ``message_frame(reason)`` if given
-    (a picture of the message, so the viewer sees why). A viewer that disconnects simply stops iterating.
+    When the source fails, or no frame comes within ``timeout`` seconds, the stream ends after one last
+    part ``message_frame(reason)`` if given (a picture of the message, so the viewer sees why). A viewer
+    that disconnects simply stops iterating.
     """
     number = 0
     while True:

@@ -182,7 +182,7 @@ def reference_boxes(video: Path, frames: int) -> list[np.ndarray]:
         if not ok:
             break
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes.append(detect_faces(gray, detector, scale_factor=1.1, max_height=None))
+        boxes.append(detect_faces(gray, detector, scale_factor=1.1, max_pixels=None))
     capture.release()
     return boxes
 

@@ -87,14 +87,22 @@ def test_no_face_gives_an_empty_list(client):
     (b"", 400, "empty"),
     (b"just some text, not an image", 400, "not an image"),
     (GOOD_UPLOADS["png"]()[:3000], 400, "cannot be decoded"),  # truncated
+    (GOOD_UPLOADS["jpeg"]()[:40], 400, "cannot be decoded"),  # cut inside the header
+    (GOOD_UPLOADS["webp"]()[:60], 400, "cannot be decoded"),
+    (encode(astronaut_pil(), "BMP")[:40], 400, "cannot be decoded"),
     (png_claiming(100_000, 100_000), 413, "limit"),  # a decompression bomb
     (encode(Image.new("L", (1200, 1000)), "PNG"), 413, "1200x1000"),  # over the test app's 1 MP limit
+    (encode(Image.new("L", (1, 900)), "PNG"), 200, None),  # a thin sliver: no face, no crash
+    (encode(Image.new("L", (1000, 20)), "PNG"), 200, None),
 ])
-def test_bad_uploads_get_a_4xx_with_a_message(app, upload, status, message):
+def test_bad_and_odd_uploads_get_a_clear_answer(app, upload, status, message):
     app.config["MAX_IMAGE_PIXELS"] = 1_000_000
     response = app.test_client().post("/api/predict", data={"image": (io.BytesIO(upload), "upload.png")})
     assert response.status_code == status
-    assert message in response.get_json()["error"]
+    if message is None:
+        assert response.get_json()["faces"] == []
+    else:
+        assert message in response.get_json()["error"]
 
 
 def test_request_over_the_size_limit_is_a_413(app):

@@ -3,6 +3,7 @@ live probabilities arrive, and a photo upload shows its faces. .ci/run installs 
 
 import re
 import shutil
+import time
 
 import pytest
 from conftest import astronaut_bgr
@@ -14,6 +15,13 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 # the flags this sandbox needs: no GPU, no network but loopback, root without a sandbox
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+def wait_until(condition, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 @pytest.fixture()
@@ -28,11 +36,9 @@ def page(server):
 
 def test_stream_image_changes_and_live_bars_arrive(page):
     stream = page.locator("#stream")
-    page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20000)
+    wait_until(lambda: stream.evaluate("image => image.naturalWidth") > 0)
     first = stream.screenshot()
-    page.wait_for_timeout(800)
-    second = stream.screenshot()
-    assert first != second  # the face moves across the test video
+    wait_until(lambda: stream.screenshot() != first)  # the face moves across the test video
     page.wait_for_selector("#live-faces .face", timeout=20000)
     assert re.match(r"Face \d+: (angry|disgust|fear|happy|neutral|sad|surprise)\n", page.inner_text("#live-faces"))
     assert page.locator("#live-faces .bar").count() == 7
@@ -54,5 +60,4 @@ def test_bad_photo_shows_the_error(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     page.set_input_files("#photo-input", str(bad))
-    page.wait_for_function("document.getElementById('photo-error').textContent.length > 0", timeout=20000)
-    assert "not an image" in page.inner_text("#photo-error")
+    sync_api.expect(page.locator("#photo-error")).to_contain_text("not an image", timeout=20000)

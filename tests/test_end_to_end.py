@@ -1,5 +1,6 @@
 """`python main.py --source VIDEO` as a user runs it: a real server process, a real HTTP client."""
 
+import time
 import urllib.error
 import urllib.request
 
@@ -11,11 +12,13 @@ import pytest
 def test_served_stream_delivers_frames_of_the_video(server, face_video):
     page = urllib.request.urlopen(server + "/", timeout=5).read().decode()
     assert "<img id=\"stream\"" in page and "(the default source" in page
-    frames = []
+    frames, deadline = [], time.monotonic() + 60
     with urllib.request.urlopen(server + "/video_feed", timeout=10) as stream:
         assert stream.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
         while len(frames) < 10:
+            assert time.monotonic() < deadline, f"only {len(frames)} frames in 60 s"
             line = stream.readline()
+            assert line, f"the stream ended after {len(frames)} frames"
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
                 stream.readline()

@@ -1,0 +1,113 @@
+"""FrameProducer with a fake camera: sharing, idle stop, restart numbering, slow sources, failures."""
+
+import threading
+import time
+
+import pytest
+
+from streaming import FrameProducer, SourceStopped, mjpeg_stream
+
+
+class FakeCamera:
+    opened = 0
+
+    def __init__(self, delay=0.01, fail_after=None):
+        FakeCamera.opened += 1
+        self.delay, self.fail_after, self.count, self.released = delay, fail_after, 0, False
+        self.results = []
+
+    def get_frame(self):
+        time.sleep(self.delay)
+        self.count += 1
+        if self.fail_after is not None and self.count > self.fail_after:
+            raise OSError("camera unplugged")
+        return b"jpeg%d" % self.count
+
+    def release(self):
+        self.released = True
+
+
+def make(delay=0.01, fail_after=None, idle_timeout=0.3):
+    cameras = []
+
+    def factory():
+        cameras.append(FakeCamera(delay, fail_after))
+        return cameras[-1]
+
+    return FrameProducer(factory, idle_timeout=idle_timeout, name="fake"), cameras
+
+
+def test_viewers_get_increasing_frames_from_one_camera():
+    producer, cameras = make()
+    numbers = []
+    frame = producer.wait_for_frame(0)
+    for _ in range(5):
+        frame = producer.wait_for_frame(frame.number)
+        numbers.append(frame.number)
+    other = producer.wait_for_frame(0)
+    assert numbers == sorted(set(numbers)) and other.number >= numbers[-1]
+    assert len(cameras) == 1
+
+
+def test_stops_when_idle_and_releases_the_camera():
+    producer, cameras = make(idle_timeout=0.2)
+    producer.wait_for_frame(0)
+    deadline = time.monotonic() + 5
+    while producer.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not producer.running and cameras[0].released
+
+
+def test_a_returning_viewer_gets_new_frames_after_a_restart():
+    producer, cameras = make(idle_timeout=0.2)
+    last = producer.wait_for_frame(0)
+    for _ in range(3):
+        last = producer.wait_for_frame(last.number)
+    while producer.running:
+        time.sleep(0.05)
+    frame = producer.wait_for_frame(last.number, timeout=3)  # a new run: numbering goes on
+    assert frame.number > last.number
+    assert len(cameras) == 2
+
+
+def test_a_source_slower_than_the_idle_timeout_is_not_restarted_under_a_waiting_viewer():
+    producer, cameras = make(delay=0.4, idle_timeout=0.2)
+    last = producer.wait_for_frame(0, timeout=5)
+    for _ in range(3):
+        last = producer.wait_for_frame(last.number, timeout=5)
+    assert len(cameras) == 1 and cameras[0].count >= 4
+
+
+def test_a_failing_source_raises_its_reason_to_every_viewer():
+    producer, cameras = make(fail_after=2)
+    errors = []
+
+    def watch():
+        number = 0
+        try:
+            while True:
+                number = producer.wait_for_frame(number, timeout=5).number
+        except SourceStopped as exc:
+            errors.append(str(exc))
+
+    viewers = [threading.Thread(target=watch) for _ in range(3)]
+    for v in viewers:
+        v.start()
+    for v in viewers:
+        v.join(timeout=10)
+    assert errors == ["camera unplugged"] * 3
+    assert cameras[0].released
+
+
+def test_a_source_with_no_frame_times_out():
+    producer, _ = make(delay=2.0)
+    with pytest.raises(SourceStopped, match="within 0.2 s"):
+        producer.wait_for_frame(0, timeout=0.2)
+
+
+def test_mjpeg_stream_ends_with_the_message_frame():
+    producer, _ = make(fail_after=2)
+    parts = list(mjpeg_stream(producer, message_frame=lambda text: text.encode()))
+    assert len(parts) == 3
+    assert parts[0].startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n\r\njpeg1")
+    assert b"Stream ended: camera unplugged" in parts[-1]
