@@ -40,6 +40,9 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
 #: Frames of more pixels than this are downscaled to it for face detection only: 854x480 (480p).
 DETECT_MAX_PIXELS = 854 * 480
 
+#: Videos: faces are detected and classified on every this-many-th frame (1: all); see FrameAnnotator.
+ANALYZE_EVERY = 1
+
 #: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
 SMOOTHING_HALF_LIFE = 0.3
 
@@ -187,18 +190,33 @@ class FrameAnnotator:
     Args:
         model, detector: as for ``analyze_frame``.
         smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
+        analyze_every: detect and classify on every this-many-th frame only; the frames between are
+            drawn with the last results (boxes and labels carried over). 1: every frame.
+        detect_max_pixels: see ``detect_faces``.
     """
 
     def __init__(self, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
-                 smoothing_half_life: float = SMOOTHING_HALF_LIFE) -> None:
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE, analyze_every: int = ANALYZE_EVERY,
+                 detect_max_pixels: int | None = DETECT_MAX_PIXELS) -> None:
+        if analyze_every < 1:
+            raise ValueError(f"analyze_every must be at least 1, got {analyze_every}")
         self.model, self.detector = model, detector
         self.tracker = FaceTracker(half_life=smoothing_half_life)
+        self.analyze_every, self.detect_max_pixels = analyze_every, detect_max_pixels
+        self._frames = 0
+        self._since_analysis = 0.0  # source seconds since the last analysed frame
+        self._results: list[TrackedFaceResult] = []
 
     def __call__(self, frame: np.ndarray, dt: float) -> list[TrackedFaceResult]:
         """Annotate a BGR frame in place; ``dt`` is the source time since the previous frame, in s."""
-        results = self.tracker.update(analyze_frame(frame, self.model, self.detector), dt)
-        draw_results(frame, results)
-        return results
+        self._since_analysis += dt
+        if self._frames % self.analyze_every == 0:
+            faces = analyze_frame(frame, self.model, self.detector, self.detect_max_pixels)
+            self._results = self.tracker.update(faces, self._since_analysis)
+            self._since_analysis = 0.0
+        self._frames += 1
+        draw_results(frame, self._results)
+        return self._results
 
 
 _per_thread = threading.local()

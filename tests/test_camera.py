@@ -187,3 +187,16 @@ def test_detection_on_a_downscaled_frame_maps_boxes_back():
     boxes = detect_faces(gray, load_face_detector(), max_pixels=854 * 480)
     assert len(boxes) == 1
     assert iou(boxes[0], expected) > 0.6
+
+
+def test_annotator_analyzing_every_third_frame_carries_results(fer_model, face_video):
+    from camera import FrameAnnotator
+
+    frames = decoded_frames(face_video[0])[:7]
+    annotator = FrameAnnotator(fer_model, load_face_detector(), analyze_every=3)
+    results = [annotator(frame.copy(), 0.05) for frame in frames]
+    assert all(len(r) == 1 for r in results)
+    assert results[0] is results[1] is results[2] and results[3] is not results[2]
+    assert results[3][0]["box"] != results[0][0]["box"]  # analysed again: the face has moved
+    with pytest.raises(ValueError, match="analyze_every"):
+        FrameAnnotator(fer_model, load_face_detector(), analyze_every=0)
