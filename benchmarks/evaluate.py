@@ -1,0 +1,70 @@
+"""Accuracy of model files on a FER2013 split, and the classifier's cost per face on this CPU.
+
+    python benchmarks/evaluate.py [--data ../shared/fer2013/test] [--model model.json --weights model_weights.h5]
+
+Prints accuracy, per-class recall, the parameter count, and milliseconds per face for batches of 1 and
+8 faces (median of repeated calls of ``FacialExpressionModel.predict_proba`` after a warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
+
+
+def load_split(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces (N, 48, 48) and int labels (N,) of ``folder/<class>/*.jpg``, in EMOTIONS_LIST order."""
+    images, labels = [], []
+    for label, name in enumerate(EMOTIONS_LIST):
+        for path in sorted((folder / name).glob("*.jpg")):
+            images.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(label)
+    if not images:
+        raise SystemExit(f"no images under {folder}/<class>/")
+    return np.stack(images), np.array(labels)
+
+
+def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> float:
+    faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    for _ in range(5):
+        model.predict_proba(faces)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_proba(faces)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000 / batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013" / "test")
+    parser.add_argument("--model", type=Path, default=ROOT / "model.json")
+    parser.add_argument("--weights", type=Path, default=ROOT / "model_weights.h5")
+    args = parser.parse_args()
+    model = FacialExpressionModel(args.model, args.weights)
+    images, labels = load_split(args.data)
+    predictions = model.predict_proba(images).argmax(axis=1)
+    recall = {name: round(float((predictions[labels == i] == i).mean()), 4) for i, name in enumerate(EMOTIONS_LIST)}
+    print(json.dumps({
+        "data": str(args.data), "images": int(len(labels)),
+        "accuracy": round(float((predictions == labels).mean()), 4), "per_class_recall": recall,
+        "parameters": int(model.keras_model.count_params()),
+        "ms_per_face_batch_1": round(ms_per_face(model, 1), 2),
+        "ms_per_face_batch_8": round(ms_per_face(model, 8), 2),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
