@@ -113,6 +113,9 @@ class FacialExpressionModel:
     Args:
         model_json_file: path of the architecture JSON.
         model_weights_file: path of the HDF5 weights.
+        flip_tta: test-time augmentation: average the probabilities of each face and of its mirror
+            image (one batch of 2N), as in the ten-crop/flip evaluation of Khaireddin & Chen 2021
+            (arXiv:2105.03588) reduced to the flip; about twice the compute per face.
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -121,7 +124,8 @@ class FacialExpressionModel:
     """
 
     def __init__(self, model_json_file: str | os.PathLike = "model.json",
-                 model_weights_file: str | os.PathLike = "model_weights.h5") -> None:
+                 model_weights_file: str | os.PathLike = "model_weights.h5", flip_tta: bool = True) -> None:
+        self.flip_tta = flip_tta
         json_path, weights_path = Path(model_json_file), Path(model_weights_file)
         for path in (json_path, weights_path):
             if not path.is_file():
@@ -169,9 +173,14 @@ class FacialExpressionModel:
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS_LIST)), dtype=np.float32)
         x = faces.astype(np.float32)[..., np.newaxis]
+        return np.concatenate([self._predict(x[i:i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)])
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        if self.flip_tta:
+            both = self._model.predict_on_batch(np.concatenate([x, x[:, :, ::-1]]))
+            return ((both[:len(x)] + both[len(x):]) / 2).astype(np.float32)
         # predict_on_batch runs the compiled inference function: about 4x faster than an eager call here
-        chunks = [self._model.predict_on_batch(x[i:i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return self._model.predict_on_batch(x).astype(np.float32, copy=False)
 
     def predict_emotion(self, face: np.ndarray) -> str:
         """Return the most probable label of ``EMOTIONS_LIST`` for one uint8 ``(48, 48)`` crop.

@@ -112,3 +112,14 @@ def test_publictest_accuracy(fer_model):
     accuracy = float((predictions == np.array(labels)).mean())
     assert len(labels) == 3589
     assert accuracy >= 0.64, f"PublicTest accuracy {accuracy:.4f}"
+
+
+def test_flip_tta_makes_a_face_and_its_mirror_equal(fer_model):
+    face = faces(1, seed=4)
+    np.testing.assert_allclose(fer_model.predict_proba(face), fer_model.predict_proba(face[:, :, ::-1]), atol=1e-5)
+
+
+def test_without_tta_the_mirror_differs():
+    plain = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", flip_tta=False)
+    face = faces(1, seed=4)
+    assert np.abs(plain.predict_proba(face) - plain.predict_proba(face[:, :, ::-1])).max() > 1e-4
