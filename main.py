@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config or {})
     app.config["VIDEOS_DIR"] = Path(app.config["VIDEOS_DIR"])
     model = app.config.get("MODEL") or FacialExpressionModel(app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"])
-    producers = ProducerRegistry(app.config["IDLE_TIMEOUT"])
+    producers = app.extensions["producers"] = ProducerRegistry(app.config["IDLE_TIMEOUT"])
     # probed once at start: a webcam that does not open is not offered
     webcam_index = app.config["WEBCAM_INDEX"]
     if webcam_index is not None and not webcam_opens(int(webcam_index)):
@@ -277,8 +278,16 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 1
     log.info("serving on http://%s:%d/ (%d threads)", args.host, args.port, args.threads)
-    # waitress, a production WSGI server that streams responses as they are produced; Ctrl-C stops it
-    serve(app, host=args.host, port=args.port, threads=args.threads, ident=None)
+    # SIGTERM ends the process like Ctrl-C does: out of serve(), then the cameras are released
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        # waitress, a production WSGI server that streams responses as they are produced
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident=None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("shutting down: releasing the video sources")
+        app.extensions["producers"].stop_all()
     return 0
 
 

@@ -61,6 +61,7 @@ class FrameProducer:
         self._last_thread: threading.Thread | None = None  # the latest one started, perhaps still releasing
         self._waiting = 0  # viewers blocked in wait_for_frame
         self._last_request = 0.0
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -98,6 +99,19 @@ class FrameProducer:
                 self._waiting -= 1
                 self._last_request = time.monotonic()
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the producer thread after its current frame and wait up to ``timeout`` s for it to
+        release its camera; waiting viewers get ``SourceStopped``. Later viewers start it again."""
+        with self._condition:
+            self._stopping = True
+            self._error = "the server is shutting down"
+            self._condition.notify_all()
+        thread = self._last_thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._condition:
+            self._stopping = False
+
     def _run(self, previous: threading.Thread | None) -> None:
         if previous is not None:
             previous.join()  # a webcam can be opened only once its last user has released it
@@ -110,7 +124,8 @@ class FrameProducer:
                     self._number += 1
                     self._frame = Frame(self._number, jpeg, list(getattr(camera, "results", [])))
                     self._condition.notify_all()
-                    if self._waiting == 0 and time.monotonic() - self._last_request >= self.idle_timeout:
+                    if self._stopping or (
+                            self._waiting == 0 and time.monotonic() - self._last_request >= self.idle_timeout):
                         self._thread = None  # decided under the lock: a later viewer starts a new run
                         break
             log.info("producer %s stopped: no viewer for %g s", self.name, self.idle_timeout)
@@ -132,6 +147,13 @@ class ProducerRegistry:
         self.idle_timeout = idle_timeout
         self._producers: dict[str, FrameProducer] = {}
         self._lock = threading.Lock()
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """``stop`` every producer (at shutdown: cameras are released before the process ends)."""
+        with self._lock:
+            producers = list(self._producers.values())
+        for producer in producers:
+            producer.stop(timeout)
 
     def get(self, key: str, camera_factory: Callable[[], object]) -> FrameProducer:
         """The producer of ``key``, created with ``camera_factory`` if there is none yet."""

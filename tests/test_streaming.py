@@ -111,3 +111,26 @@ def test_mjpeg_stream_ends_with_the_message_frame():
     assert len(parts) == 3
     assert parts[0].startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n\r\njpeg1")
     assert b"Stream ended: camera unplugged" in parts[-1]
+
+
+def test_stop_releases_the_camera_and_tells_waiting_viewers():
+    producer, cameras = make(delay=0.05)
+    producer.wait_for_frame(0)
+    errors = []
+
+    def watch():
+        number = 0
+        try:
+            while True:
+                number = producer.wait_for_frame(number, timeout=5).number
+        except SourceStopped as exc:
+            errors.append(str(exc))
+
+    viewer = threading.Thread(target=watch)
+    viewer.start()
+    time.sleep(0.2)
+    producer.stop()
+    viewer.join(timeout=5)
+    assert cameras[0].released and not producer.running
+    assert errors == ["the server is shutting down"]
+    assert producer.wait_for_frame(0, timeout=5).number > 0  # a later viewer starts it again
