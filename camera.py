@@ -41,7 +41,7 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
 DETECT_MAX_PIXELS = 854 * 480
 
 #: Videos: faces are detected and classified on every this-many-th frame (1: all); see FrameAnnotator.
-ANALYZE_EVERY = 1
+ANALYZE_EVERY = 2
 
 #: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
 SMOOTHING_HALF_LIFE = 0.3
