@@ -89,8 +89,9 @@ class Timer:
         self.last = now
 
 
-def run_app(video: Path, frames: int, model) -> tuple[dict, list]:
-    detector = load_face_detector()
+def run(video: Path, frames: int, process) -> tuple[dict, list]:
+    """Read up to ``frames`` frames and time them: decode here, then ``process(frame, timer)``, which
+    calls ``timer.lap(stage)`` after each of its stages and returns the face boxes it found."""
     capture = cv2.VideoCapture(str(video))
     timer, boxes_per_frame = Timer(), []
     for _ in range(frames):
@@ -99,6 +100,16 @@ def run_app(video: Path, frames: int, model) -> tuple[dict, list]:
         if not ok:
             break
         timer.lap("decode")
+        boxes_per_frame.append(np.asarray(process(frame, timer)).reshape(-1, 4))
+    capture.release()
+    return timer.seconds, boxes_per_frame
+
+
+def app_pipeline(model):
+    """This project's per-frame steps, every frame analysed (``camera.analyze_frame`` + draw + encode)."""
+    detector = load_face_detector()
+
+    def process(frame, timer):
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = detect_faces(gray, detector)
         timer.lap("detect")
@@ -108,31 +119,25 @@ def run_app(video: Path, frames: int, model) -> tuple[dict, list]:
         timer.lap("draw")
         encode_jpeg(frame)
         timer.lap("encode")
-        boxes_per_frame.append(boxes)
-    capture.release()
-    return timer.seconds, boxes_per_frame
+        return boxes
+
+    return process
 
 
-def run_course(video: Path, frames: int, model) -> tuple[dict, list]:
+def course_pipeline(model):
     """The course's camera.py loop: Haar 1.3/5 on the full frame, ``model.predict`` on each face."""
     detector = load_face_detector()
     keras_model = model.keras_model
-    capture = cv2.VideoCapture(str(video))
-    timer, boxes_per_frame = Timer(), []
-    for _ in range(frames):
-        timer.last = time.perf_counter()
-        ok, frame = capture.read()
-        if not ok:
-            break
-        timer.lap("decode")
+
+    def process(frame, timer):
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         faces = detector.detectMultiScale(gray, 1.3, 5)
         timer.lap("detect")
         labels = []
         for (x, y, w, h) in faces:
             roi = cv2.resize(gray[y:y + h, x:x + w], (48, 48)).astype(np.float32)
-            labels.append(EMOTIONS_LIST[int(np.argmax(keras_model.predict(roi[np.newaxis, :, :, np.newaxis],
-                                                                          verbose=0)))])
+            probabilities = keras_model.predict(roi[np.newaxis, :, :, np.newaxis], verbose=0)
+            labels.append(EMOTIONS_LIST[int(np.argmax(probabilities))])
         timer.lap("classify")
         for (x, y, w, h), label in zip(faces, labels):
             cv2.putText(frame, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 0), 2)
@@ -140,24 +145,18 @@ def run_course(video: Path, frames: int, model) -> tuple[dict, list]:
         timer.lap("draw")
         encode_jpeg(frame)
         timer.lap("encode")
-        boxes_per_frame.append(np.asarray(faces).reshape(-1, 4))
-    capture.release()
-    return timer.seconds, boxes_per_frame
+        return faces
+
+    return process
 
 
-def run_fer(video: Path, frames: int, model) -> tuple[dict, list]:
+def fer_pipeline(model):
     """``fer.FER().detect_emotions`` (detection and classification in one call, counted as 'detect')."""
     from fer import FER
 
     detector = FER()
-    capture = cv2.VideoCapture(str(video))
-    timer, boxes_per_frame = Timer(), []
-    for _ in range(frames):
-        timer.last = time.perf_counter()
-        ok, frame = capture.read()
-        if not ok:
-            break
-        timer.lap("decode")
+
+    def process(frame, timer):
         faces = detector.detect_emotions(frame)
         timer.lap("detect")
         for face in faces:
@@ -168,9 +167,9 @@ def run_fer(video: Path, frames: int, model) -> tuple[dict, list]:
         timer.lap("draw")
         encode_jpeg(frame)
         timer.lap("encode")
-        boxes_per_frame.append(np.array([f["box"] for f in faces]).reshape(-1, 4))
-    capture.release()
-    return timer.seconds, boxes_per_frame
+        return [f["box"] for f in faces]
+
+    return process
 
 
 def reference_boxes(video: Path, frames: int) -> list[np.ndarray]:
@@ -205,11 +204,11 @@ def main() -> None:
     model = default_model()
     model.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up the compiled function
     reference = reference_boxes(video, args.frames)
-    runners = {"app": run_app, "course": run_course, "fer": run_fer}
+    pipelines = {"app": app_pipeline, "course": course_pipeline, "fer": fer_pipeline}
     rows = {}
     for name in args.pipelines.split(","):
         try:
-            seconds, boxes = runners[name](video, args.frames, model)
+            seconds, boxes = run(video, args.frames, pipelines[name](model))
         except ImportError as exc:
             print(f"{name}: skipped ({exc})")
             continue

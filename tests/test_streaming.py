@@ -37,6 +37,16 @@ def make(delay=0.01, fail_after=None, idle_timeout=0.3):
     return FrameProducer(factory, idle_timeout=idle_timeout, name="fake"), cameras
 
 
+def watch_until_stopped(producer, errors):
+    """A viewer: take frames until the producer raises SourceStopped; append its message to ``errors``."""
+    number = 0
+    try:
+        while True:
+            number = producer.wait_for_frame(number, timeout=5).number
+    except SourceStopped as exc:
+        errors.append(str(exc))
+
+
 def test_viewers_get_increasing_frames_from_one_camera():
     producer, cameras = make()
     numbers = []
@@ -81,16 +91,7 @@ def test_a_source_slower_than_the_idle_timeout_is_not_restarted_under_a_waiting_
 def test_a_failing_source_raises_its_reason_to_every_viewer():
     producer, cameras = make(fail_after=2)
     errors = []
-
-    def watch():
-        number = 0
-        try:
-            while True:
-                number = producer.wait_for_frame(number, timeout=5).number
-        except SourceStopped as exc:
-            errors.append(str(exc))
-
-    viewers = [threading.Thread(target=watch) for _ in range(3)]
+    viewers = [threading.Thread(target=watch_until_stopped, args=(producer, errors)) for _ in range(3)]
     for v in viewers:
         v.start()
     for v in viewers:
@@ -117,16 +118,7 @@ def test_stop_releases_the_camera_and_tells_waiting_viewers():
     producer, cameras = make(delay=0.05)
     producer.wait_for_frame(0)
     errors = []
-
-    def watch():
-        number = 0
-        try:
-            while True:
-                number = producer.wait_for_frame(number, timeout=5).number
-        except SourceStopped as exc:
-            errors.append(str(exc))
-
-    viewer = threading.Thread(target=watch)
+    viewer = threading.Thread(target=watch_until_stopped, args=(producer, errors))
     viewer.start()
     time.sleep(0.2)
     producer.stop()
