@@ -78,7 +78,8 @@ def test_camera_finds_and_draws_the_moving_face(fer_model, face_video):
             x, y, w, h = face["box"]
             diff = np.abs(frame.astype(int) - raw[index].astype(int)).sum(axis=2) > 30
             assert diff[y, x:x + w].mean() > 0.9 and diff[y:y + h, x].mean() > 0.9  # box edges drawn
-            assert not diff[:, x + w + 10:].any() if x + w + 10 < frame.shape[1] else True  # nothing right of it
+            assert not diff[y + h + 10:, :].any()  # nothing below the box (the label goes above it)
+            assert not diff[:, :max(x - 10, 0)].any()  # nor left of it
             checked += 1
         assert checked >= 5
 
