@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +37,10 @@ INPUT_SIZE = 48
 MAX_BATCH = 256
 
 ARCHITECTURES = ("course", "vgg")
+
+#: Inference back-ends of ``FacialExpressionModel``: ``"litert"`` (the default) runs an int8
+#: dynamic-range quantized LiteRT conversion of the Keras model, ``"keras"`` the Keras model itself.
+RUNTIMES = ("litert", "keras")
 
 
 def make_model(
@@ -117,16 +123,27 @@ class FacialExpressionModel:
         flip_tta: test-time augmentation: average the probabilities of each face and of its mirror
             image (one batch of 2N), as in the ten-crop/flip evaluation of Khaireddin & Chen 2021
             (arXiv:2105.03588) reduced to the flip; about twice the compute per face.
+        runtime: ``"litert"`` (default): at load, the Keras model is converted with
+            ``keras.Model.export(format="litert")`` and int8 dynamic-range quantization
+            (``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly) and run by
+            ``ai_edge_litert``'s interpreter on one thread; measured here about 6x faster per face than
+            Keras, with the same PublicTest accuracy within 0.1 point (see the README).
+            ``"keras"``: the Keras model's compiled inference function.
 
     Raises:
         FileNotFoundError: a file does not exist.
         ModelLoadError: a file is not a valid model, or the model's input is not
-            ``(48, 48, 1)`` or its output not ``len(EMOTIONS_LIST)`` wide.
+            ``(48, 48, 1)`` or its output not ``len(EMOTIONS_LIST)`` wide, or the LiteRT
+            conversion failed (``runtime="keras"`` avoids it).
+        ValueError: an unknown ``runtime``.
     """
 
     def __init__(self, model_json_file: str | os.PathLike = "model.json",
-                 model_weights_file: str | os.PathLike = "model_weights.h5", flip_tta: bool = True) -> None:
-        self.flip_tta = flip_tta
+                 model_weights_file: str | os.PathLike = "model_weights.h5", flip_tta: bool = True,
+                 runtime: str = "litert") -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
+        self.flip_tta, self.runtime = flip_tta, runtime
         json_path, weights_path = Path(model_json_file), Path(model_weights_file)
         for path in (json_path, weights_path):
             if not path.is_file():
@@ -148,8 +165,9 @@ class FacialExpressionModel:
         except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
             raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
         self._model = model
-        log.info("loaded %s (%d parameters) from %s + %s",
-                 model.name, model.count_params(), json_path, weights_path)
+        self._interpreter = _LiteRTRunner(model) if runtime == "litert" else None
+        log.info("loaded %s (%d parameters) from %s + %s, runtime %s",
+                 model.name, model.count_params(), json_path, weights_path, runtime)
 
     @property
     def keras_model(self) -> keras.Model:
@@ -177,11 +195,12 @@ class FacialExpressionModel:
         return np.concatenate([self._predict(x[i:i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)])
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
+        # predict_on_batch runs Keras's compiled inference function: about 4x faster than an eager call here
+        forward = self._interpreter if self._interpreter is not None else self._model.predict_on_batch
         if self.flip_tta:
-            both = self._model.predict_on_batch(np.concatenate([x, x[:, :, ::-1]]))
+            both = forward(np.concatenate([x, x[:, :, ::-1]]))
             return ((both[:len(x)] + both[len(x):]) / 2).astype(np.float32)
-        # predict_on_batch runs the compiled inference function: about 4x faster than an eager call here
-        return self._model.predict_on_batch(x).astype(np.float32, copy=False)
+        return np.asarray(forward(x), dtype=np.float32)
 
     def predict_emotion(self, face: np.ndarray) -> str:
         """Return the most probable label of ``EMOTIONS_LIST`` for one uint8 ``(48, 48)`` crop.
@@ -193,6 +212,42 @@ class FacialExpressionModel:
         if face.shape != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"face must have shape ({INPUT_SIZE}, {INPUT_SIZE}), got {face.shape}")
         return EMOTIONS_LIST[int(np.argmax(self.predict_proba(face[np.newaxis])[0]))]
+
+
+class _LiteRTRunner:
+    """An int8 dynamic-range LiteRT conversion of a Keras model, callable on float32 ``(N, 48, 48, 1)``.
+
+    One interpreter behind a lock (an interpreter is not thread-safe; a call on a few faces takes about
+    a millisecond), its input resized when the batch size changes.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        import tensorflow as tf  # Keras's backend here; imported late to keep ``import model`` light
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.tflite"
+                model.export(str(path), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT])
+                content = path.read_bytes()
+        except Exception as exc:  # the converter raises many kinds of errors
+            raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
+        self._interpreter = Interpreter(model_content=content, num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            if len(x) != self._batch:
+                self._interpreter.resize_tensor_input(self._input, x.shape)
+                self._interpreter.allocate_tensors()
+                self._batch = len(x)
+            self._interpreter.set_tensor(self._input, x)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
 
 
 def _as_face_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

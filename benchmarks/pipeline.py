@@ -3,13 +3,23 @@
     python benchmarks/pipeline.py [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
 
 Every pipeline reads the same frames of the same file, in one process, as fast as it can (no pacing):
-decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame, frames/s, the
-faces found, the face recall against full-resolution Haar detection (scale 1.1, 5 neighbours, minimum
-face 30 px), and each pipeline's frames/s relative to the app's.
+decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame (averaged over
+all frames, analysed or not), frames/s, the faces shown, the face recall against full-resolution Haar
+detection on every frame, and each pipeline's frames/s relative to the app's.
 
-- ``app``: this project's pipeline (``camera.annotate_frame``'s steps, timed one by one).
+The recall reference is the app's detector (scale 1.2, 5 neighbours) run on every frame at full
+resolution, searching the same face sizes as the app: from 30 px, times the app's downscaling factor
+for frames over ``camera.DETECT_MAX_PIXELS``. A reference face counts as found when a face shown on
+that frame overlaps it with an IoU of at least 0.4; the precision is the share of faces shown that
+overlap a reference face in the same way (Haar's own false faces count as right).
+
+- ``app``: this project's stream pipeline, ``camera.FrameAnnotator`` with its defaults (full-frame
+  detection on every ``camera.DETECT_EVERY``-th frame and on scene changes, the faces followed by
+  template matching between, classification of every frame with the LiteRT int8 model).
+- ``app-every-frame``: the same, detecting on the whole of every frame.
+- ``app-keras``: the same as ``app`` with the Keras runtime instead of LiteRT.
 - ``course``: the loop of the course this project descends from: Haar (scale 1.3, 5 neighbours) on the
-  full frame, one ``model.predict()`` per face, the same model.
+  full frame, one ``model.predict()`` per face, the same model (Keras).
 - ``fer``: ``fer.FER().detect_emotions()`` (justinshenk/fer), if the package imports in this environment
   (it needs opencv-contrib-python and facenet-pytorch, so it usually lives in a separate venv).
 
@@ -21,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -32,9 +44,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from camera import (classify_faces, crop_faces, default_model, detect_faces, draw_results,  # noqa: E402
+from camera import (DETECT_MAX_PIXELS, FrameAnnotator, default_model, detect_faces,  # noqa: E402
                     encode_jpeg, load_face_detector)
-from model import EMOTIONS_LIST  # noqa: E402
+from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
 
 STAGES = ("decode", "detect", "classify", "draw", "encode")
 
@@ -64,6 +76,16 @@ def upscaled_copy(video: Path, height: int, frames: int) -> Path:
     return out
 
 
+def machine() -> str:
+    """CPU model and core count, for the report."""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical cores, OpenCV {cv2.__version__}"
+
+
 def iou(a, b) -> float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -72,7 +94,8 @@ def iou(a, b) -> float:
 
 
 def recall(found: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """Share of reference boxes matched (IoU >= 0.4) by a found box of the same frame."""
+    """Share of reference boxes matched (IoU >= 0.4) by a found box of the same frame; with the
+    arguments swapped, the precision."""
     total = sum(len(r) for r in reference)
     hits = sum(any(iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference) for r in rs)
     return hits / total if total else float("nan")
@@ -105,26 +128,20 @@ def run(video: Path, frames: int, process) -> tuple[dict, list]:
     return timer.seconds, boxes_per_frame
 
 
-def app_pipeline(model):
-    """This project's per-frame steps, every frame analysed (``camera.analyze_frame`` + draw + encode)."""
-    detector = load_face_detector()
+def app_pipeline(model, fps: float, **options):
+    """This project's stream chain, ``camera.FrameAnnotator`` (``options`` go to it), then JPEG encoding."""
+    annotator = FrameAnnotator(model, load_face_detector(), **options)
 
     def process(frame, timer):
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = detect_faces(gray, detector)
-        timer.lap("detect")
-        results = classify_faces(model, crop_faces(gray, boxes), boxes)
-        timer.lap("classify")
-        draw_results(frame, results)
-        timer.lap("draw")
+        results = annotator(frame, 1.0 / fps, lap=timer.lap)
         encode_jpeg(frame)
         timer.lap("encode")
-        return boxes
+        return [r["box"] for r in results]
 
     return process
 
 
-def course_pipeline(model):
+def course_pipeline(model, fps: float):
     """The course's camera.py loop: Haar 1.3/5 on the full frame, ``model.predict`` on each face."""
     detector = load_face_detector()
     keras_model = model.keras_model
@@ -150,7 +167,7 @@ def course_pipeline(model):
     return process
 
 
-def fer_pipeline(model):
+def fer_pipeline(model, fps: float):
     """``fer.FER().detect_emotions`` (detection and classification in one call, counted as 'detect')."""
     from fer import FER
 
@@ -172,18 +189,20 @@ def fer_pipeline(model):
     return process
 
 
-def reference_boxes(video: Path, frames: int) -> list[np.ndarray]:
+def reference_boxes(video: Path, frames: int) -> tuple[list[np.ndarray], int]:
+    """Full-resolution detection on every frame (see the module docstring) and its minimum face (px)."""
     detector = load_face_detector()
     capture = cv2.VideoCapture(str(video))
-    boxes = []
+    boxes, min_size = [], 30
     for _ in range(frames):
         ok, frame = capture.read()
         if not ok:
             break
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes.append(detect_faces(gray, detector, scale_factor=1.1, max_pixels=None))
+        min_size = round(30 * max(1.0, (gray.size / DETECT_MAX_PIXELS) ** 0.5))
+        boxes.append(detect_faces(gray, detector, min_size=min_size, max_pixels=None))
     capture.release()
-    return boxes
+    return boxes, min_size
 
 
 def main() -> None:
@@ -191,7 +210,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=None)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--height", type=int, default=None, help="upscale the video to this many rows first")
-    parser.add_argument("--pipelines", default="app,course,fer")
+    parser.add_argument("--pipelines", default="app,app-every-frame,app-keras,course,fer")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     video = args.video or default_video()
@@ -202,13 +221,21 @@ def main() -> None:
     source_fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     model = default_model()
-    model.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up the compiled function
-    reference = reference_boxes(video, args.frames)
-    pipelines = {"app": app_pipeline, "course": course_pipeline, "fer": fer_pipeline}
+    keras_model = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="keras")
+    for m in (model, keras_model):
+        m.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up
+    reference, reference_min = reference_boxes(video, args.frames)
+    pipelines = {
+        "app": lambda: app_pipeline(model, source_fps),
+        "app-every-frame": lambda: app_pipeline(model, source_fps, detect_every=1),
+        "app-keras": lambda: app_pipeline(keras_model, source_fps),
+        "course": lambda: course_pipeline(keras_model, source_fps),
+        "fer": lambda: fer_pipeline(keras_model, source_fps),
+    }
     rows = {}
     for name in args.pipelines.split(","):
         try:
-            seconds, boxes = run(video, args.frames, pipelines[name](model))
+            seconds, boxes = run(video, args.frames, pipelines[name]())
         except ImportError as exc:
             print(f"{name}: skipped ({exc})")
             continue
@@ -217,16 +244,18 @@ def main() -> None:
             **{f"{stage}_ms": round(1000 * seconds[stage] / n, 2) for stage in STAGES},
             "fps": round(n / sum(seconds.values()), 1), "frames": n,
             "faces": int(sum(len(b) for b in boxes)), "recall": round(recall(boxes, reference), 3),
+            "precision": round(recall(reference, boxes), 3),
         }
-    print(f"video: {video.name}, {size}, {source_fps:.2f} frames/s; {len(reference)} frames; "
-          f"reference faces (full-resolution Haar 1.1): {sum(len(r) for r in reference)}")
-    header = ["pipeline", *[f"{s} ms" for s in STAGES], "frames/s", "faces", "recall", "vs app"]
+    print(f"machine: {machine()}")
+    print(f"video: {video.name}, {size}, {source_fps:.2f} frames/s; {len(reference)} frames; reference faces "
+          f"(full-resolution Haar, faces from {reference_min} px): {sum(len(r) for r in reference)}")
+    header = ["pipeline", *[f"{s} ms" for s in STAGES], "frames/s", "faces", "recall", "precision", "vs app"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, row in rows.items():
         ratio = row["fps"] / rows["app"]["fps"] if "app" in rows else float("nan")
         cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['fps']:.1f}", str(row["faces"]),
-                 f"{row['recall']:.3f}", f"{ratio:.2f}"]
+                 f"{row['recall']:.3f}", f"{row['precision']:.3f}", f"{ratio:.2f}"]
         print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"video": str(video), "size": size, "rows": rows}, indent=2))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import MEDIA_DIR, ASTRONAUT_FACE, astronaut_bgr, iou, make_face_video, requires_media
 
-from camera import (SourceError, VideoCamera, annotate_frame, crop_faces, detect_faces, draw_results,
-                    load_face_detector)
+from camera import (THUMBNAIL_SIZE, FrameAnnotator, SourceError, VideoCamera, annotate_frame, crop_faces,
+                    detect_faces, draw_results, face_template, follow_faces, load_face_detector, scene_changed)
 from model import EMOTIONS_LIST
 
 
@@ -190,14 +190,60 @@ def test_detection_on_a_downscaled_frame_maps_boxes_back():
     assert iou(boxes[0], expected) > 0.6
 
 
-def test_annotator_analyzing_every_third_frame_carries_results(fer_model, face_video):
-    from camera import FrameAnnotator
-
-    frames = decoded_frames(face_video[0])[:7]
-    annotator = FrameAnnotator(fer_model, load_face_detector(), analyze_every=3)
+def test_annotator_follows_the_face_between_full_detections(fer_model, face_video):
+    """With a full search every 4th frame only, the box still lands on the moving face in every frame."""
+    path, boxes, _ = face_video
+    frames = decoded_frames(path)
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=4)
     results = [annotator(frame.copy(), 0.05) for frame in frames]
+    # frames 0, 4, 8, ... and a few more where the fast-moving face changed the picture (scene_changed)
+    assert -(-len(frames) // 4) <= annotator.full_detections < len(frames) / 2
     assert all(len(r) == 1 for r in results)
-    assert results[0] is results[1] is results[2] and results[3] is not results[2]
-    assert results[3][0]["box"] != results[0][0]["box"]  # analysed again: the face has moved
-    with pytest.raises(ValueError, match="analyze_every"):
-        FrameAnnotator(fer_model, load_face_detector(), analyze_every=0)
+    overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes)]
+    assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
+
+
+def test_annotator_searches_the_whole_frame_after_a_cut(fer_model, face_video):
+    frame = decoded_frames(face_video[0])[0]
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=100)
+    assert [len(annotator(frame.copy(), 0.05)) for _ in range(3)] == [1, 1, 1]
+    assert annotator.full_detections == 1  # a still picture: searched whole once
+    assert annotator(np.zeros_like(frame), 0.05) == []  # a cut to black: searched whole, no face
+    assert annotator.full_detections == 2
+    assert len(annotator(frame.copy(), 0.05)) == 1  # and back: found again at once
+    assert annotator.full_detections == 3
+
+
+@pytest.mark.parametrize("detect_every", [0, -1])
+def test_annotator_rejects_a_bad_detection_interval(fer_model, detect_every):
+    with pytest.raises(ValueError, match="detect_every"):
+        FrameAnnotator(fer_model, load_face_detector(), detect_every=detect_every)
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (12, -8), (-25, 20)])
+def test_follow_faces_moves_the_box_with_the_face(shift):
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    dx, dy = shift
+    moved = np.roll(gray, (dy, dx), axis=(0, 1))
+    x, y, w, h = ASTRONAUT_FACE
+    boxes, scores = follow_faces(moved, np.array([ASTRONAUT_FACE]), [face_template(gray, ASTRONAUT_FACE)])
+    assert boxes.dtype == np.int32 and scores.shape == (1,)
+    assert iou(boxes[0], (x + dx, y + dy, w, h)) > 0.85 and scores[0] > 0.9
+
+
+def test_follow_faces_scores_a_face_that_left_low():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    empty = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
+    boxes, scores = follow_faces(empty, np.array([ASTRONAUT_FACE, (-500, 0, 50, 50)]),
+                                 [face_template(gray, ASTRONAUT_FACE)] * 2)
+    assert scores[0] < 0.5
+    assert scores[1] == 0 and boxes[1].tolist() == [-500, 0, 50, 50]  # nothing of it in the frame
+
+
+def test_scene_changed_tells_a_cut_from_noise():
+    rng = np.random.default_rng(0)
+    shot = rng.integers(0, 256, THUMBNAIL_SIZE[::-1], dtype=np.uint8)
+    noisy = np.clip(shot.astype(int) + rng.integers(-5, 6, shot.shape), 0, 255).astype(np.uint8)
+    assert scene_changed(None, shot)
+    assert not scene_changed(shot, noisy)
+    assert scene_changed(shot, 255 - shot)

@@ -123,3 +123,47 @@ def test_without_tta_the_mirror_differs():
     plain = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", flip_tta=False)
     face = faces(1, seed=4)
     assert np.abs(plain.predict_proba(face) - plain.predict_proba(face[:, :, ::-1])).max() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def keras_model():
+    return FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="keras")
+
+
+def real_faces() -> np.ndarray:
+    """48x48 crops of real faces: the astronaut, mirrored, shifted, darker and with more contrast."""
+    import cv2
+    from conftest import ASTRONAUT_FACE, astronaut_bgr
+
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    x, y, w, h = ASTRONAUT_FACE
+    crops = [gray[y + dy:y + dy + h, x + dx:x + dx + w] for dx, dy in ((0, 0), (-8, 4), (6, -5), (10, 10))]
+    crops = [cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for c in crops]
+    crops += [c[:, ::-1] for c in crops] + [(c * 0.6).astype(np.uint8) for c in crops]
+    crops += [np.clip((c.astype(int) - 128) * 1.5 + 128, 0, 255).astype(np.uint8) for c in crops[:4]]
+    return np.stack(crops)
+
+
+def test_fast_path_gives_the_keras_labels(fer_model, keras_model):
+    """The default LiteRT int8 runtime agrees with the Keras model on real faces (issue 4)."""
+    assert fer_model.runtime == "litert" and keras_model.runtime == "keras"
+    batch = real_faces()
+    fast, reference = fer_model.predict_proba(batch), keras_model.predict_proba(batch)
+    np.testing.assert_array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
+    assert np.abs(fast - reference).max() < 0.03
+
+
+@requires_fer
+def test_fast_path_keeps_the_publictest_labels(fer_model, keras_model):
+    """On 700 PublicTest faces (100 per class) the two runtimes agree on at least 98% of the labels."""
+    import cv2
+
+    paths = [p for name in EMOTIONS_LIST for p in sorted((FER_DIR / "test" / name).glob("*.jpg"))[:100]]
+    batch = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
+    agreement = (fer_model.predict_proba(batch).argmax(1) == keras_model.predict_proba(batch).argmax(1)).mean()
+    assert agreement >= 0.98, f"labels agree on {agreement:.1%}"
+
+
+def test_unknown_runtime():
+    with pytest.raises(ValueError, match="runtime"):
+        FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="onnx")
