@@ -120,9 +120,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index():
-        requested = request.args.get("source") or default_source
-        if requested is not None:
+        requested = request.args.get("source")
+        if requested:
             resolve(requested)  # 404 for an unknown source
+        else:  # the default, unless it has gone since the start (a deleted video): then the page says so
+            requested = default_source if default_source in available_sources() else None
         return render_template(
             "index.html", sources=available_sources(), current=requested,
             default_source=default_source, webcam_index=webcam_index,

@@ -8,35 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import read_jpeg_frames
+
 from main import create_app
 from streaming import BOUNDARY
-
-
-def read_jpeg_frames(response, count, close=True):
-    """Parse the first ``count`` parts of a multipart/x-mixed-replace body into decoded images."""
-    buffer, images = b"", []
-    marker = f"--{BOUNDARY}\r\n".encode()
-    for chunk in response.response:
-        buffer += chunk
-        while len(images) < count:
-            start = buffer.find(marker)
-            header_end = buffer.find(b"\r\n\r\n", start)
-            if start < 0 or header_end < 0:
-                break
-            headers = dict(line.split(": ", 1) for line in buffer[start + len(marker):header_end].decode().split("\r\n"))
-            length = int(headers["Content-Length"])
-            body_start = header_end + 4
-            if len(buffer) < body_start + length + 2:
-                break
-            assert headers["Content-Type"] == "image/jpeg"
-            images.append(cv2.imdecode(np.frombuffer(buffer[body_start:body_start + length], np.uint8),
-                                       cv2.IMREAD_COLOR))
-            buffer = buffer[body_start + length + 2:]
-        if len(images) >= count:
-            break
-    if close:
-        response.close()
-    return images
 
 
 def producer_threads():
