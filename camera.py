@@ -86,14 +86,60 @@ def load_face_detector(cascade_file: str | os.PathLike = CASCADE_FILE) -> cv2.Ca
     return detector
 
 
-def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor: float = 1.2,
+#: The face detectors ``make_face_detector`` offers: OpenCV's Haar cascade (the default) and dlib's HOG
+#: detector (``pip install dlib-bin``; its model is built into dlib, nothing is downloaded).
+DETECTORS = ("haar", "hog")
+
+
+class HogFaceDetector:
+    """dlib's frontal-face detector: HOG features and a linear SVM over an image pyramid (Dalal & Triggs
+    2005; ``dlib.get_frontal_face_detector``), searched without upsampling, so it finds faces of about
+    80 px and more. On the sample clips it finds the same faces as the Haar cascade in a fraction of the
+    time where faces are large, and misses the small ones (README, "Face detectors").
+
+    Raises:
+        RuntimeError: dlib is not installed.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise RuntimeError("the 'hog' face detector needs dlib: pip install dlib-bin") from exc
+        self._detector = dlib.get_frontal_face_detector()
+
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        """Boxes ``(x, y, w, h)`` (int32 ``(N, 4)``) of the faces in a uint8 grayscale image."""
+        rects = self._detector(np.ascontiguousarray(gray), 0)
+        return np.array([[r.left(), r.top(), r.width(), r.height()] for r in rects], np.int32).reshape(-1, 4)
+
+
+FaceDetector = cv2.CascadeClassifier | HogFaceDetector
+
+
+def make_face_detector(kind: str = "haar") -> FaceDetector:
+    """A new face detector of ``kind`` (one of ``DETECTORS``) for ``detect_faces``.
+
+    Raises:
+        ValueError: an unknown kind.
+        RuntimeError: ``"hog"`` without dlib installed.
+    """
+    if kind == "haar":
+        return load_face_detector()
+    if kind == "hog":
+        return HogFaceDetector()
+    raise ValueError(f"unknown face detector {kind!r}; expected one of {DETECTORS}")
+
+
+def detect_faces(gray: np.ndarray, detector: FaceDetector, scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 30,
                  max_pixels: int | None = DETECT_MAX_PIXELS) -> np.ndarray:
-    """Find frontal faces with a Haar cascade.
+    """Find frontal faces with a Haar cascade (or dlib's HOG detector).
 
     Args:
         gray: uint8 grayscale frame ``(height, width)``.
-        detector: from ``load_face_detector``.
+        detector: from ``load_face_detector`` or ``make_face_detector``; ``scale_factor`` and
+            ``min_neighbors`` apply to a Haar cascade only.
         scale_factor: image-pyramid step of ``detectMultiScale`` (> 1; smaller finds more, slower).
         min_neighbors: overlapping detections needed to keep a face (higher: fewer false faces).
         min_size: smallest face side searched, in pixels of the (downscaled) detection image.
@@ -111,9 +157,13 @@ def detect_faces(gray: np.ndarray, detector: cv2.CascadeClassifier, scale_factor
     if min(size) < min_size:
         return np.zeros((0, 4), np.int32)
     small = gray if scale == 1.0 else cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    equalized = cv2.equalizeHist(small)  # as OpenCV's facedetect.py sample: robust to exposure
-    boxes = detector.detectMultiScale(equalized, scaleFactor=scale_factor, minNeighbors=min_neighbors,
-                                      minSize=(min_size, min_size))
+    if isinstance(detector, HogFaceDetector):
+        boxes = detector.detect(small)
+        boxes = boxes[(boxes[:, 2] >= min_size) & (boxes[:, 3] >= min_size)]
+    else:
+        equalized = cv2.equalizeHist(small)  # as OpenCV's facedetect.py sample: robust to exposure
+        boxes = detector.detectMultiScale(equalized, scaleFactor=scale_factor, minNeighbors=min_neighbors,
+                                          minSize=(min_size, min_size))
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     boxes[:, 0::2] *= width / size[0]
     boxes[:, 1::2] *= height / size[1]
@@ -170,7 +220,7 @@ def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
     return frame
 
 
-def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
+def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: FaceDetector,
                   max_pixels: int | None = DETECT_MAX_PIXELS) -> list[FaceResult]:
     """Detect, crop and classify every face of a BGR frame (see ``detect_faces`` for ``max_pixels``)."""
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -179,7 +229,7 @@ def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: cv2
 
 
 def annotate_frame(frame: np.ndarray, model: FacialExpressionModel,
-                   detector: cv2.CascadeClassifier) -> list[FaceResult]:
+                   detector: FaceDetector) -> list[FaceResult]:
     """``analyze_frame``, then ``draw_results`` on the frame in place; returns the results."""
     results = analyze_frame(frame, model, detector)
     draw_results(frame, results)
@@ -255,7 +305,7 @@ class FrameAnnotator:
         ValueError: ``detect_every`` is below 1.
     """
 
-    def __init__(self, model: FacialExpressionModel, detector: cv2.CascadeClassifier,
+    def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
                  detect_max_pixels: int | None = DETECT_MAX_PIXELS) -> None:
         if detect_every < 1:
@@ -320,11 +370,13 @@ def scene_changed(previous: np.ndarray | None, current: np.ndarray,
 _per_thread = threading.local()
 
 
-def thread_face_detector() -> cv2.CascadeClassifier:
-    """The default cascade, loaded once per thread (a cascade is not safe to share between threads)."""
-    if not hasattr(_per_thread, "detector"):
-        _per_thread.detector = load_face_detector()
-    return _per_thread.detector
+def thread_face_detector(kind: str = "haar") -> FaceDetector:
+    """A detector of ``kind`` (see ``make_face_detector``), made once per thread (a cascade is not safe
+    to share between threads)."""
+    detectors = _per_thread.__dict__.setdefault("detectors", {})
+    if kind not in detectors:
+        detectors[kind] = make_face_detector(kind)
+    return detectors[kind]
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
@@ -376,7 +428,7 @@ class VideoCamera:
     """
 
     def __init__(self, source: int | str | os.PathLike = 0, model: FacialExpressionModel | None = None,
-                 detector: cv2.CascadeClassifier | None = None,
+                 detector: FaceDetector | None = None,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE) -> None:
         self.source = source
         self.is_file = not isinstance(source, int)

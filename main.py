@@ -18,7 +18,8 @@ from waitress import serve
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from camera import EMOTION_COLORS, SMOOTHING_HALF_LIFE, SourceError, VideoCamera, analyze_frame, load_face_detector, message_frame, thread_face_detector
+from camera import (DETECTORS, EMOTION_COLORS, SMOOTHING_HALF_LIFE, SourceError, VideoCamera, analyze_frame,
+                    make_face_detector, message_frame, thread_face_detector)
 from images import MAX_PIXELS, ImageError, decode_image
 from model import EMOTIONS_LIST, FacialExpressionModel
 from streaming import BOUNDARY, FrameProducer, ProducerRegistry, mjpeg_stream, result_events
@@ -53,6 +54,8 @@ DEFAULT_CONFIG = {
     "MAX_IMAGE_PIXELS": MAX_PIXELS,
     # Photos are searched for faces at up to this many pixels (frames of streams at camera.DETECT_MAX_PIXELS).
     "PHOTO_DETECT_MAX_PIXELS": 1920 * 1080,
+    # Face detector of streams and photos: "haar" (OpenCV's cascade) or "hog" (dlib; see camera.DETECTORS).
+    "DETECTOR": "haar",
 }
 
 
@@ -82,6 +85,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     Raises:
         FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
+        ValueError, RuntimeError: ``DETECTOR`` is unknown, or "hog" without dlib installed.
         camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open, or a path that is
             not a file.
     """
@@ -90,6 +94,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config or {})
     app.config["VIDEOS_DIR"] = Path(app.config["VIDEOS_DIR"])
     model = app.config.get("MODEL") or FacialExpressionModel(app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"])
+    detector_kind = app.config["DETECTOR"]
+    make_face_detector(detector_kind)  # an unknown or unavailable detector fails here, at start
     producers = app.extensions["producers"] = ProducerRegistry(app.config["IDLE_TIMEOUT"])
     # probed once at start: a webcam that does not open is not offered
     webcam_index = app.config["WEBCAM_INDEX"]
@@ -140,7 +146,7 @@ def create_app(config: dict | None = None) -> Flask:
     def producer_of(source: str | None) -> FrameProducer:
         key, target = resolve(source)
         half_life = app.config["SMOOTHING_HALF_LIFE"]
-        return producers.get(key, lambda: VideoCamera(target, model, load_face_detector(), half_life))
+        return producers.get(key, lambda: VideoCamera(target, model, make_face_detector(detector_kind), half_life))
 
     @app.get("/video_feed")
     def video_feed():
@@ -173,7 +179,7 @@ def create_app(config: dict | None = None) -> Flask:
             frame = decode_image(data, app.config["MAX_IMAGE_PIXELS"])
         except ImageError as exc:
             return json_error(exc.status, str(exc))
-        faces = analyze_frame(frame, model, thread_face_detector(), app.config["PHOTO_DETECT_MAX_PIXELS"])
+        faces = analyze_frame(frame, model, thread_face_detector(detector_kind), app.config["PHOTO_DETECT_MAX_PIXELS"])
         return jsonify(width=frame.shape[1], height=frame.shape[0], faces=faces)
 
     def json_error(status: int, message: str):
@@ -230,6 +236,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help="half-life of the smoothing of each face's probabilities over time; 0 turns it off "
                              f"(default {SMOOTHING_HALF_LIFE})")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar",
+                        help="face detector: OpenCV's Haar cascade (default) or dlib's HOG detector (needs "
+                             "`pip install dlib-bin`; faster, finds faces of about 80 px and more)")
     parser.add_argument("--threads", type=int, default=64,
                         help="worker threads of the server; every open page holds two for as long as it is "
                              "open (the stream and its live probabilities), so N threads serve about N/2 "
@@ -238,7 +247,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def annotate_main(argv: list[str]) -> int:
-    """``python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS]``: see ``report.annotate_video``."""
+    """``python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS] [--detector haar|hog]``: see
+    ``report.annotate_video``."""
     from report import annotate_video
 
     parser = argparse.ArgumentParser(prog="main.py annotate",
@@ -248,10 +258,11 @@ def annotate_main(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, default=Path("reports"), help="folder for the three files (default reports/)")
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help=f"half-life of the probability smoothing; 0: none (default {SMOOTHING_HALF_LIFE})")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (see main.py --help)")
     args = parser.parse_args(argv)
     try:
         model = FacialExpressionModel(DEFAULT_CONFIG["MODEL_JSON"], DEFAULT_CONFIG["MODEL_WEIGHTS"])
-        paths = annotate_video(args.video, args.output, model, max(args.smoothing, 0.0))
+        paths = annotate_video(args.video, args.output, model, max(args.smoothing, 0.0), detector=args.detector)
     except (OSError, RuntimeError, ValueError) as exc:
         log.error("cannot annotate %s: %s", args.video, exc)
         return 1
@@ -266,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["annotate"]:
         return annotate_main(argv[1:])
     args = parse_args(argv)
-    config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0)}
+    config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0), "DETECTOR": args.detector}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE=WEBCAM)
     elif args.source != "auto":

@@ -20,6 +20,7 @@ this measure. The precision is the share of faces shown that overlap a reference
   template matching between, classification of every frame with the LiteRT int8 model).
 - ``app-every-frame``: the same, detecting on the whole of every frame.
 - ``app-keras``: the same as ``app`` with the Keras runtime instead of LiteRT.
+- ``app-hog``: the same as ``app`` with dlib's HOG face detector (``--detector hog``) instead of Haar.
 - ``course``: the loop of the course this project descends from: Haar (scale 1.3, 5 neighbours) on the
   full frame, one ``model.predict()`` per face, the same model (Keras).
 - ``fer``: ``fer.FER().detect_emotions()`` (justinshenk/fer), if the package imports in this environment
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from camera import (DETECT_EVERY, DETECT_MAX_PIXELS, FrameAnnotator, default_model, detect_faces,  # noqa: E402
-                    encode_jpeg, load_face_detector)
+                    encode_jpeg, load_face_detector, make_face_detector)
 from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
 
 STAGES = ("decode", "detect", "classify", "draw", "encode")
@@ -130,9 +131,9 @@ def run(video: Path, frames: int, process) -> tuple[dict, list]:
     return timer.seconds, boxes_per_frame
 
 
-def app_pipeline(model, fps: float, **options):
+def app_pipeline(model, fps: float, detector: str = "haar", **options):
     """This project's stream chain, ``camera.FrameAnnotator`` (``options`` go to it), then JPEG encoding."""
-    annotator = FrameAnnotator(model, load_face_detector(), **options)
+    annotator = FrameAnnotator(model, make_face_detector(detector), **options)
 
     def process(frame, timer):
         results = annotator(frame, 1.0 / fps, lap=timer.lap)
@@ -233,6 +234,7 @@ def main() -> None:
         "app": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every),
         "app-every-frame": lambda: app_pipeline(model, source_fps, detect_every=1),
         "app-keras": lambda: app_pipeline(keras_model, source_fps, detect_every=args.detect_every),
+        "app-hog": lambda: app_pipeline(model, source_fps, detector="hog", detect_every=args.detect_every),
         "course": lambda: course_pipeline(keras_model, source_fps),
         "fer": lambda: fer_pipeline(keras_model, source_fps),
     }
@@ -240,7 +242,7 @@ def main() -> None:
     for name in args.pipelines.split(","):
         try:
             seconds, boxes = run(video, args.frames, pipelines[name]())
-        except ImportError as exc:
+        except (ImportError, RuntimeError) as exc:  # fer, or dlib for app-hog, not installed
             print(f"{name}: skipped ({exc})")
             continue
         n = len(boxes)

@@ -130,3 +130,28 @@ def test_get_is_not_allowed(client):
 def test_decode_image_raises_image_error():
     with pytest.raises(ImageError, match="empty"):
         decode_image(b"")
+
+
+def test_the_hog_detector_serves_photos_and_streams(fer_model, face_video, tmp_path):
+    from conftest import read_jpeg_frames
+
+    from main import create_app
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(face_video[0].read_bytes())
+    client = create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0,
+                         "DETECTOR": "hog"}).test_client()
+    response = client.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png")
+    assert response.status_code == 200
+    assert max(iou(face["box"], ASTRONAUT_FACE) for face in response.get_json()["faces"]) > 0.5
+    frames = read_jpeg_frames(client.get("/video_feed?source=clip.mp4", buffered=False), 3)
+    assert len(frames) == 3 and all(f is not None for f in frames)
+
+
+@pytest.mark.parametrize("detector", ["yunet", ""])
+def test_an_unknown_detector_stops_the_start(fer_model, tmp_path, detector):
+    from main import create_app
+
+    with pytest.raises(ValueError, match="unknown face detector"):
+        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "DETECTOR": detector})

@@ -8,7 +8,8 @@ import pytest
 from conftest import MEDIA_DIR, ASTRONAUT_FACE, astronaut_bgr, iou, make_face_video, requires_media
 
 from camera import (THUMBNAIL_SIZE, FrameAnnotator, SourceError, VideoCamera, annotate_frame, crop_faces,
-                    detect_faces, draw_results, face_template, follow_faces, load_face_detector, scene_changed)
+                    detect_faces, draw_results, face_template, follow_faces, load_face_detector,
+                    make_face_detector, scene_changed)
 from model import EMOTIONS_LIST
 
 
@@ -247,3 +248,24 @@ def test_scene_changed_tells_a_cut_from_noise():
     assert scene_changed(None, shot)
     assert not scene_changed(shot, noisy)
     assert scene_changed(shot, 255 - shot)
+
+
+def test_hog_detector_finds_the_astronaut():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(gray, make_face_detector("hog"))
+    assert boxes.shape == (1, 4) and boxes.dtype == np.int32
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_hog_detector_follows_the_face_through_a_video(fer_model, face_video):
+    path, boxes, _ = face_video
+    annotator = FrameAnnotator(fer_model, make_face_detector("hog"))
+    results = [annotator(frame, 0.05) for frame in decoded_frames(path)]
+    # the face in every frame (HOG also takes a patch of the suit for a face in some frames)
+    assert min(max((iou(face["box"], expected) for face in r), default=0) for r, expected in zip(results, boxes)) > 0.4
+
+
+@pytest.mark.parametrize("kind", ["", "Haar", "yunet", None])
+def test_unknown_detector_is_refused(kind):
+    with pytest.raises(ValueError, match="unknown face detector"):
+        make_face_detector(kind)
