@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import ASTRONAUT_FACE, astronaut_bgr, iou
+from conftest import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, iou, requires_media
 from PIL import Image
 
 from images import ImageError, decode_image
@@ -155,3 +155,18 @@ def test_an_unknown_detector_stops_the_start(fer_model, tmp_path, detector):
 
     with pytest.raises(ValueError, match="unknown face detector"):
         create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "DETECTOR": detector})
+
+
+@requires_media
+@pytest.mark.parametrize("name, expected", [
+    ("faces/fr_two_people.jpg", 2), ("faces/fr_obama.jpg", 1), ("faces/fer_justin.jpg", 1),
+    ("noface/skimage_coffee.png", 0), ("noface/fer_no-faces.jpg", 0),
+])
+def test_real_photos_through_the_api(client, name, expected):
+    path = MEDIA_DIR / name
+    response = client.post("/api/predict", data={"image": (io.BytesIO(path.read_bytes()), path.name)})
+    assert response.status_code == 200
+    faces = response.get_json()["faces"]
+    assert len(faces) >= expected if expected else faces == []
+    if name.endswith(("obama.jpg", "justin.jpg")):  # smiling
+        assert max(faces, key=lambda f: f["box"][2])["emotion"] == "happy"

@@ -4,10 +4,11 @@ import csv
 
 import cv2
 import pytest
+from conftest import MEDIA_DIR, requires_media
 
 from main import main
 from model import EMOTIONS_LIST
-from report import CSV_COLUMNS
+from report import CSV_COLUMNS, annotate_video
 
 
 def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
@@ -36,3 +37,34 @@ def test_annotate_bad_video_exits_non_zero(tmp_path, content):
     if content is not None:
         path.write_bytes(content)
     assert main(["annotate", str(path), "--output", str(tmp_path / "out")]) == 1
+
+
+def label_changes_per_face_second(rows: list[dict], fps: float) -> float:
+    """Changes of the shown label between consecutive frames of the same face, per second of face time."""
+    last, changes = {}, 0
+    for row in rows:
+        face, frame = row["face_id"], int(row["frame"])
+        if face in last and last[face][0] == frame - 1 and last[face][1] != row["emotion"]:
+            changes += 1
+        last[face] = (frame, row["emotion"])
+    return changes / (len(rows) / fps)
+
+
+@requires_media
+def test_annotate_a_real_clip_with_and_without_smoothing(fer_model, tmp_path):
+    """On the real talking-head clip: a face in most frames, one face id for most of it, and smoothing
+    makes the shown label change less often."""
+    video = MEDIA_DIR / "videos" / "fer_woman2.mp4"
+    capture = cv2.VideoCapture(str(video))
+    frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    rates = {}
+    for half_life in (0.0, 0.3):
+        paths = annotate_video(video, tmp_path / str(half_life), fer_model, half_life, progress=False)
+        with paths["csv"].open() as f:
+            rows = list(csv.DictReader(f))
+        assert len({int(r["frame"]) for r in rows}) > 0.9 * frames
+        ids = [r["face_id"] for r in rows]
+        assert max(ids.count(i) for i in set(ids)) > 0.5 * len(rows)
+        rates[half_life] = label_changes_per_face_second(rows, fps)
+    assert rates[0.3] < 0.7 * rates[0.0], rates
