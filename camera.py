@@ -195,8 +195,8 @@ def classify_faces(model: FacialExpressionModel, faces: np.ndarray, boxes: np.nd
     probabilities = model.predict_proba(faces)
     return [
         {"box": [int(v) for v in box], "emotion": EMOTIONS_LIST[int(np.argmax(p))],
-         "probabilities": {name: round(float(q), 4) for name, q in zip(EMOTIONS_LIST, p)}}
-        for box, p in zip(boxes, probabilities)
+         "probabilities": {name: round(float(q), 4) for name, q in zip(EMOTIONS_LIST, p, strict=True)}}
+        for box, p in zip(boxes, probabilities, strict=True)
     ]
 
 
@@ -272,7 +272,7 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
     height, width = gray.shape[:2]
     boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
     out, scores = boxes.copy(), np.zeros(len(boxes), np.float32)
-    for i, ((x, y, w, h), template) in enumerate(zip(boxes, templates)):
+    for i, ((x, y, w, h), template) in enumerate(zip(boxes, templates, strict=True)):
         x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
         x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
         sx, sy = TEMPLATE_SIDE / max(w, 1), TEMPLATE_SIDE / max(h, 1)

@@ -14,12 +14,21 @@ import sys
 from pathlib import Path
 
 import cv2
-from waitress import serve
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
+from waitress import serve
 from werkzeug.exceptions import HTTPException
 
-from camera import (DETECTORS, EMOTION_COLORS, SMOOTHING_HALF_LIFE, SourceError, VideoCamera, analyze_frame,
-                    make_face_detector, message_frame, thread_face_detector)
+from camera import (
+    DETECTORS,
+    EMOTION_COLORS,
+    SMOOTHING_HALF_LIFE,
+    SourceError,
+    VideoCamera,
+    analyze_frame,
+    make_face_detector,
+    message_frame,
+    thread_face_detector,
+)
 from images import MAX_PIXELS, ImageError, decode_image
 from model import EMOTIONS_LIST, FacialExpressionModel
 from streaming import BOUNDARY, FrameProducer, ProducerRegistry, mjpeg_stream, result_events
@@ -137,7 +146,7 @@ def create_app(config: dict | None = None) -> Flask:
             webcam_missing=app.config["WEBCAM_INDEX"] is not None and webcam_index is None,
             page_config={
                 "emotions": list(EMOTIONS_LIST),
-                "colors": {name: "#%02x%02x%02x" % bgr[::-1] for name, bgr in EMOTION_COLORS.items()},
+                "colors": {name: "#{:02x}{:02x}{:02x}".format(*bgr[::-1]) for name, bgr in EMOTION_COLORS.items()},
                 "eventsUrl": url_for("events", source=requested) if requested else None,
                 "predictUrl": url_for("api_predict"),
             },
@@ -152,7 +161,8 @@ def create_app(config: dict | None = None) -> Flask:
     def video_feed():
         producer = producer_of(request.args.get("source"))
         return Response(mjpeg_stream(producer, message_frame=message_frame),
-                        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"})
+                        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/events")
     def events():
@@ -255,7 +265,8 @@ def annotate_main(argv: list[str]) -> int:
                                      description="Write an annotated copy of a video, a CSV of every face in "
                                                  "every frame, and a plot of the emotions over time.")
     parser.add_argument("video", type=Path)
-    parser.add_argument("--output", type=Path, default=Path("reports"), help="folder for the three files (default reports/)")
+    parser.add_argument("--output", type=Path, default=Path("reports"),
+                        help="folder for the three files (default reports/)")
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help=f"half-life of the probability smoothing; 0: none (default {SMOOTHING_HALF_LIFE})")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (see main.py --help)")

@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from camera import (EMOTION_COLORS, FALLBACK_FPS, SMOOTHING_HALF_LIFE, FrameAnnotator, SourceError,
-                    make_face_detector)
+from camera import EMOTION_COLORS, FALLBACK_FPS, SMOOTHING_HALF_LIFE, FrameAnnotator, SourceError, make_face_detector
 from model import EMOTIONS_LIST, FacialExpressionModel
 
 log = logging.getLogger(__name__)

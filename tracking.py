@@ -91,5 +91,6 @@ class FaceTracker:
             smoothed = track.probabilities
             out.append({"id": track.id, "box": list(result["box"]),
                         "emotion": EMOTIONS_LIST[int(np.argmax(smoothed))],
-                        "probabilities": {name: round(float(q), 4) for name, q in zip(EMOTIONS_LIST, smoothed)}})
+                        "probabilities": {name: round(float(q), 4)
+                                          for name, q in zip(EMOTIONS_LIST, smoothed, strict=True)}})
         return out

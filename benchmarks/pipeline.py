@@ -47,8 +47,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from camera import (DETECT_EVERY, DETECT_MAX_PIXELS, FrameAnnotator, default_model, detect_faces,  # noqa: E402
-                    encode_jpeg, load_face_detector, make_face_detector)
+from camera import (  # noqa: E402
+    DETECT_EVERY,
+    DETECT_MAX_PIXELS,
+    FrameAnnotator,
+    default_model,
+    detect_faces,
+    encode_jpeg,
+    load_face_detector,
+    make_face_detector,
+)
 from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
 
 STAGES = ("decode", "detect", "classify", "draw", "encode")
@@ -100,7 +108,7 @@ def recall(found: list[np.ndarray], reference: list[np.ndarray]) -> float:
     """Share of reference boxes matched (IoU >= 0.4) by a found box of the same frame; with the
     arguments swapped, the precision."""
     total = sum(len(r) for r in reference)
-    hits = sum(any(iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference) for r in rs)
+    hits = sum(any(iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference, strict=True) for r in rs)
     return hits / total if total else float("nan")
 
 
@@ -159,7 +167,7 @@ def course_pipeline(model, fps: float):
             probabilities = keras_model.predict(roi[np.newaxis, :, :, np.newaxis], verbose=0)
             labels.append(EMOTIONS_LIST[int(np.argmax(probabilities))])
         timer.lap("classify")
-        for (x, y, w, h), label in zip(faces, labels):
+        for (x, y, w, h), label in zip(faces, labels, strict=True):
             cv2.putText(frame, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 0), 2)
             cv2.rectangle(frame, (x, y), (x + w, y + h), (255, 0, 0), 2)
         timer.lap("draw")

@@ -89,7 +89,8 @@ def app(fer_model, face_video, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / face_video[0].name).write_bytes(face_video[0].read_bytes())
-    return create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0, "TESTING": True})
+    return create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0,
+                       "TESTING": True})
 
 
 @pytest.fixture()
@@ -121,7 +122,8 @@ def read_jpeg_frames(response, count, close=True):
             header_end = buffer.find(b"\r\n\r\n", start)
             if start < 0 or header_end < 0:
                 break
-            headers = dict(line.split(": ", 1) for line in buffer[start + len(marker):header_end].decode().split("\r\n"))
+            header_lines = buffer[start + len(marker):header_end].decode().split("\r\n")
+            headers = dict(line.split(": ", 1) for line in header_lines)
             length = int(headers["Content-Length"])
             body_start = header_end + 4
             if len(buffer) < body_start + length + 2:

@@ -1,15 +1,28 @@
 """Detection, drawing, pacing and looping of VideoCamera on a video made from a real face."""
 
+import itertools
 import time
 
 import cv2
 import numpy as np
 import pytest
-from conftest import MEDIA_DIR, ASTRONAUT_FACE, astronaut_bgr, iou, make_face_video, requires_media
+from conftest import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, iou, make_face_video, requires_media
 
-from camera import (THUMBNAIL_SIZE, FrameAnnotator, SourceError, VideoCamera, annotate_frame, crop_faces,
-                    detect_faces, draw_results, face_template, follow_faces, load_face_detector,
-                    make_face_detector, scene_changed)
+from camera import (
+    THUMBNAIL_SIZE,
+    FrameAnnotator,
+    SourceError,
+    VideoCamera,
+    annotate_frame,
+    crop_faces,
+    detect_faces,
+    draw_results,
+    face_template,
+    follow_faces,
+    load_face_detector,
+    make_face_detector,
+    scene_changed,
+)
 from model import EMOTIONS_LIST
 
 
@@ -122,9 +135,9 @@ def test_file_loops_at_its_end(fer_model, tmp_path):
             camera.read()
             indices.append(camera.frame_index)
     assert max(indices) <= 5
-    wraps = sum(b < a for a, b in zip(indices, indices[1:]))
+    wraps = sum(b < a for a, b in itertools.pairwise(indices))
     assert wraps >= 1, indices  # 14 reads of a 6-frame file start it again at least once
-    assert all(b > a for a, b in zip(indices, indices[1:]) if b >= a)  # and it only ever moves forward
+    assert all(b > a for a, b in itertools.pairwise(indices) if b >= a)  # and it only ever moves forward
 
 
 def test_camera_releases_its_capture(fer_model, face_video):
@@ -200,7 +213,7 @@ def test_annotator_follows_the_face_between_full_detections(fer_model, face_vide
     # frames 0, 4, 8, ... and a few more where the fast-moving face changed the picture (scene_changed)
     assert -(-len(frames) // 4) <= annotator.full_detections < len(frames) / 2
     assert all(len(r) == 1 for r in results)
-    overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes)]
+    overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes, strict=True)]
     assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
 
 
@@ -262,7 +275,9 @@ def test_hog_detector_follows_the_face_through_a_video(fer_model, face_video):
     annotator = FrameAnnotator(fer_model, make_face_detector("hog"))
     results = [annotator(frame, 0.05) for frame in decoded_frames(path)]
     # the face in every frame (HOG also takes a patch of the suit for a face in some frames)
-    assert min(max((iou(face["box"], expected) for face in r), default=0) for r, expected in zip(results, boxes)) > 0.4
+    best = [max((iou(face["box"], expected) for face in r), default=0)
+            for r, expected in zip(results, boxes, strict=True)]
+    assert min(best) > 0.4
 
 
 @pytest.mark.parametrize("kind", ["", "Haar", "yunet", None])

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, FER_DIR, requires_fer
+from conftest import FER_DIR, ROOT, requires_fer
 
 from model import EMOTIONS_LIST, FacialExpressionModel, ModelLoadError, make_model
 

@@ -14,7 +14,8 @@ from report import CSV_COLUMNS, annotate_video
 def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
     path, boxes, fps = face_video
     assert main(["annotate", str(path), "--output", str(tmp_path)]) == 0
-    video, table, plot = (tmp_path / f"astronaut{suffix}" for suffix in ("_annotated.mp4", "_faces.csv", "_emotions.png"))
+    video, table, plot = (tmp_path / f"astronaut{suffix}"
+                          for suffix in ("_annotated.mp4", "_faces.csv", "_emotions.png"))
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(boxes)
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(fps)

@@ -4,10 +4,7 @@ import json
 import threading
 import time
 
-import cv2
-import numpy as np
 import pytest
-
 from conftest import read_jpeg_frames
 
 from main import create_app
@@ -137,7 +134,8 @@ def test_events_stream_the_faces_of_the_video(client, face_video):
     assert response.mimetype == "text/event-stream"
     events = []
     for chunk in response.response:
-        events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines() if line.startswith("data: ")]
+        events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines()
+                   if line.startswith("data: ")]
         if len(events) >= 3:
             break
     response.close()
@@ -170,7 +168,8 @@ def test_a_missing_file_as_the_source_fails_at_start(fer_model, tmp_path):
     from camera import SourceError
 
     with pytest.raises(SourceError, match="not found"):
-        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "SOURCE": str(tmp_path / "x.mp4")})
+        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None,
+                    "SOURCE": str(tmp_path / "x.mp4")})
 
 
 def test_security_headers(client):

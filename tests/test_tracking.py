@@ -1,5 +1,7 @@
 """FaceTracker: ids persist across frames by overlap; probabilities are smoothed with a half-life."""
 
+import itertools
+
 import pytest
 
 from model import EMOTIONS_LIST
@@ -45,7 +47,7 @@ def test_smoothing_stops_a_flickering_label(half_life, flips):
     tracker = FaceTracker(half_life=half_life)
     labels = [tracker.update([face((100, 100, 50, 50), "neutral" if i % 2 == 0 else "sad",
                                    0.7 if i % 2 == 0 else 0.5)], dt=1 / 30)[0]["emotion"] for i in range(10)]
-    assert sum(a != b for a, b in zip(labels, labels[1:])) == flips
+    assert sum(a != b for a, b in itertools.pairwise(labels)) == flips
 
 
 def test_half_life_weights():
