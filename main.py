@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import cv2
+from apispec import APISpec
+from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
 from waitress import serve
 from werkzeug.exceptions import HTTPException
@@ -174,7 +176,45 @@ def create_app(config: dict | None = None) -> Flask:
     @app.post("/api/predict")
     def api_predict():
         """Faces and expressions of one image: multipart field ``image``, or the raw body with an
-        ``image/*`` content type. Answers ``{"width", "height", "faces": [FaceResult, ...]}``."""
+        ``image/*`` content type. Answers ``{"width", "height", "faces": [FaceResult, ...]}``.
+
+        The OpenAPI operation below is served in ``/api/openapi.json`` (apispec's Flask plugin).
+        ---
+        post:
+          summary: Find every face in a photo and classify its expression
+          requestBody:
+            required: true
+            content:
+              multipart/form-data:
+                schema:
+                  type: object
+                  required: [image]
+                  properties:
+                    image: {type: string, format: binary, description: "JPEG, PNG, WebP, BMP or TIFF"}
+              image/*:
+                schema: {type: string, format: binary}
+          responses:
+            "200":
+              description: the faces found, largest first (none is an empty list)
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/Prediction"}
+            "400":
+              description: no image, an empty body, or not a readable image
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/Error"}
+            "413":
+              description: a request over 16 MiB, or an image over 25 megapixels
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/Error"}
+            "415":
+              description: a body that is neither multipart nor an image
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/Error"}
+        """
         if request.mimetype == "multipart/form-data":
             upload = request.files.get("image")
             if upload is None:
@@ -194,6 +234,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     def json_error(status: int, message: str):
         return jsonify(error=message), status
+
+    spec = openapi_spec(app, api_predict)
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        """The OpenAPI 3 description of the JSON API."""
+        return jsonify(spec)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -232,6 +279,32 @@ def _choose_default_source(source: str, webcam_index: int | None,
         raise SourceError(f"video file not found: {source}")
     key = path.name if path.name not in (WEBCAM, *videos) else f"file-{path.name}"
     return key, {key: path}
+
+
+def openapi_spec(app: Flask, *views) -> dict:
+    """The OpenAPI 3.0 document of ``views``, from the YAML after ``---`` in their docstrings (apispec)."""
+    spec = APISpec(title="Facial expression recognition API", version="1.0.0", openapi_version="3.0.3",
+                   plugins=[FlaskPlugin()])
+    probabilities = {"type": "object", "description": "the seven probabilities, summing to 1",
+                     "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in EMOTIONS_LIST},
+                     "required": list(EMOTIONS_LIST), "additionalProperties": False}
+    spec.components.schema("Face", {
+        "type": "object", "required": ["box", "emotion", "probabilities"],
+        "properties": {
+            "box": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                    "description": "[x, y, w, h] in pixels of the upright image"},
+            "emotion": {"type": "string", "enum": list(EMOTIONS_LIST), "description": "the most probable"},
+            "probabilities": probabilities}})
+    spec.components.schema("Prediction", {
+        "type": "object", "required": ["width", "height", "faces"],
+        "properties": {"width": {"type": "integer"}, "height": {"type": "integer"},
+                       "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}}}})
+    spec.components.schema("Error", {"type": "object", "required": ["error"],
+                                     "properties": {"error": {"type": "string"}}})
+    with app.test_request_context():
+        for view in views:
+            spec.path(view=view)
+    return spec.to_dict()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

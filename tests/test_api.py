@@ -170,3 +170,25 @@ def test_real_photos_through_the_api(client, name, expected):
     assert len(faces) >= expected if expected else faces == []
     if name.endswith(("obama.jpg", "justin.jpg")):  # smiling
         assert max(faces, key=lambda f: f["box"][2])["emotion"] == "happy"
+
+
+def test_the_openapi_description_matches_real_answers(client):
+    import jsonschema
+
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    operation = spec["paths"]["/api/predict"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
+    assert {"200", "400", "413", "415"} <= set(operation["responses"])
+
+    def check(response, status):
+        ref = operation["responses"][str(status)]["content"]["application/json"]["schema"]["$ref"]
+        jsonschema.validate(response.get_json(), {"$ref": ref, "components": spec["components"]})
+        assert response.status_code == status
+
+    check(client.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png"), 200)
+    check(client.post("/api/predict", data=b"not an image", content_type="image/png"), 400)
+    check(client.post("/api/predict", data=b"{}", content_type="application/json"), 415)
+    with pytest.raises(jsonschema.ValidationError):  # the schema does constrain the answer
+        jsonschema.validate({"width": 1, "height": 1, "faces": [{"box": [1, 2, 3]}]},
+                            {"$ref": "#/components/schemas/Prediction", "components": spec["components"]})
