@@ -419,6 +419,7 @@ class VideoCamera:
         source: webcam index (``int``, default 0) or the path of a video file.
         model: the classifier; the shipped model by default.
         detector: a Haar cascade; OpenCV's frontal-face cascade by default.
+        detect_every: see ``FrameAnnotator``.
         smoothing_half_life: seconds; faces are tracked and their probabilities smoothed
             (``tracking.FaceTracker``); 0 labels every frame on its own.
 
@@ -428,12 +429,12 @@ class VideoCamera:
 
     def __init__(self, source: int | str | os.PathLike = 0, model: FacialExpressionModel | None = None,
                  detector: FaceDetector | None = None,
-                 smoothing_half_life: float = SMOOTHING_HALF_LIFE) -> None:
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY) -> None:
         self.source = source
         self.is_file = not isinstance(source, int)
         self.model = model if model is not None else default_model()
         self.detector = detector if detector is not None else load_face_detector()
-        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life)
+        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life, detect_every)
         self.results: list[TrackedFaceResult] = []  # faces of the last frame from get_frame
         self._last_time: float | None = None  # source time (s) of the last annotated frame
         self.frames_dropped = 0

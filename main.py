@@ -21,6 +21,7 @@ from waitress import serve
 from werkzeug.exceptions import HTTPException
 
 from camera import (
+    DETECT_EVERY,
     DETECTORS,
     EMOTION_COLORS,
     SMOOTHING_HALF_LIFE,
@@ -58,6 +59,8 @@ DEFAULT_CONFIG = {
     "IDLE_TIMEOUT": 5.0,
     # Half-life in seconds of the smoothing of each tracked face's probabilities; 0: none.
     "SMOOTHING_HALF_LIFE": SMOOTHING_HALF_LIFE,
+    # Videos are searched whole for faces on every this-many-th frame (and on cuts); see camera.FrameAnnotator.
+    "DETECT_EVERY": DETECT_EVERY,
     # Live probabilities (/events): most updates per second sent to a page.
     "EVENTS_PER_SECOND": 5.0,
     # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
@@ -157,7 +160,8 @@ def create_app(config: dict | None = None) -> Flask:
     def producer_of(source: str | None) -> FrameProducer:
         key, target = resolve(source)
         half_life = app.config["SMOOTHING_HALF_LIFE"]
-        return producers.get(key, lambda: VideoCamera(target, model, make_face_detector(detector_kind), half_life))
+        return producers.get(key, lambda: VideoCamera(target, model, make_face_detector(detector_kind), half_life,
+                                                      app.config["DETECT_EVERY"]))
 
     @app.get("/video_feed")
     def video_feed():
@@ -307,6 +311,14 @@ def openapi_spec(app: Flask, *views) -> dict:
     return spec.to_dict()
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the facial-expression stream at http://HOST:PORT/.")
     parser.add_argument("--source", default="auto",
@@ -319,6 +331,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help="half-life of the smoothing of each face's probabilities over time; 0 turns it off "
                              f"(default {SMOOTHING_HALF_LIFE})")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
+                        help="search the whole frame for faces on every N-th frame and follow the faces found "
+                             "between; 1: every frame (finds new faces sooner, costs more CPU; "
+                             f"default {DETECT_EVERY})")
     parser.add_argument("--detector", choices=DETECTORS, default="haar",
                         help="face detector: OpenCV's Haar cascade (default) or dlib's HOG detector (needs "
                              "`pip install dlib-bin`; faster, finds faces of about 80 px and more)")
@@ -330,8 +346,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def annotate_main(argv: list[str]) -> int:
-    """``python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS] [--detector haar|hog]``: see
-    ``report.annotate_video``."""
+    """``python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS] [--detector haar|hog]
+    [--detect-every N]``: see ``report.annotate_video``."""
     from report import annotate_video
 
     parser = argparse.ArgumentParser(prog="main.py annotate",
@@ -343,10 +359,13 @@ def annotate_main(argv: list[str]) -> int:
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help=f"half-life of the probability smoothing; 0: none (default {SMOOTHING_HALF_LIFE})")
     parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (see main.py --help)")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
+                        help="full-frame face search interval (see main.py --help)")
     args = parser.parse_args(argv)
     try:
         model = FacialExpressionModel(DEFAULT_CONFIG["MODEL_JSON"], DEFAULT_CONFIG["MODEL_WEIGHTS"])
-        paths = annotate_video(args.video, args.output, model, max(args.smoothing, 0.0), detector=args.detector)
+        paths = annotate_video(args.video, args.output, model, max(args.smoothing, 0.0), detector=args.detector,
+                               detect_every=args.detect_every)
     except (OSError, RuntimeError, ValueError) as exc:
         log.error("cannot annotate %s: %s", args.video, exc)
         return 1
@@ -361,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["annotate"]:
         return annotate_main(argv[1:])
     args = parse_args(argv)
-    config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0), "DETECTOR": args.detector}
+    config: dict = {"SMOOTHING_HALF_LIFE": max(args.smoothing, 0.0), "DETECTOR": args.detector,
+                    "DETECT_EVERY": args.detect_every}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE=WEBCAM)
     elif args.source != "auto":

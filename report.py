@@ -17,7 +17,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from camera import EMOTION_COLORS, FALLBACK_FPS, SMOOTHING_HALF_LIFE, FrameAnnotator, SourceError, make_face_detector
+from camera import (
+    DETECT_EVERY,
+    EMOTION_COLORS,
+    FALLBACK_FPS,
+    SMOOTHING_HALF_LIFE,
+    FrameAnnotator,
+    SourceError,
+    make_face_detector,
+)
 from model import EMOTIONS_LIST, FacialExpressionModel
 
 log = logging.getLogger(__name__)
@@ -27,12 +35,12 @@ CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", *EMOTIONS_LIST,
 
 def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpressionModel,
                    smoothing_half_life: float = SMOOTHING_HALF_LIFE, progress: bool = True,
-                   detector: str = "haar") -> dict[str, Path]:
+                   detector: str = "haar", detect_every: int = DETECT_EVERY) -> dict[str, Path]:
     """Annotate every frame of ``video`` and write ``<stem>_annotated.mp4``, ``<stem>_faces.csv`` (one row
     per face per frame: frame index, time in s, face id, box in pixels, the seven probabilities, the
     emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the faces, against time).
 
-    ``detector`` is one of ``camera.DETECTORS``.
+    ``detector`` is one of ``camera.DETECTORS``; ``detect_every`` as for ``camera.FrameAnnotator``.
 
     Returns:
         The three paths, keyed ``"video"``, ``"csv"``, ``"plot"``.
@@ -53,7 +61,7 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",
              "plot": output_dir / f"{video.stem}_emotions.png"}
-    annotator = FrameAnnotator(model, make_face_detector(detector), smoothing_half_life)
+    annotator = FrameAnnotator(model, make_face_detector(detector), smoothing_half_life, detect_every)
     writer = None
     times, mean_probabilities = [], []
     try:

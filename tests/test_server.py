@@ -118,7 +118,9 @@ def test_a_webcam_that_does_not_open_is_not_offered(fer_model, face_video, tmp_p
         create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 99, "SOURCE": "webcam"})
 
 
-@pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"]])
+@pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
+                                  ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"],
+                                  ["annotate", "x.mp4", "--detect-every", "-2"]])
 def test_command_line_errors_exit_non_zero(argv):
     from main import main
 
