@@ -50,6 +50,7 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
         ValueError, RuntimeError: an unknown or unavailable detector (see ``camera.make_face_detector``).
     """
     video, output_dir = Path(video), Path(output_dir)
+    annotator = FrameAnnotator(model, make_face_detector(detector), smoothing_half_life, detect_every)
     capture = cv2.VideoCapture(str(video))
     if not video.is_file() or not capture.isOpened():
         capture.release()
@@ -61,7 +62,6 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",
              "plot": output_dir / f"{video.stem}_emotions.png"}
-    annotator = FrameAnnotator(model, make_face_detector(detector), smoothing_half_life, detect_every)
     writer = None
     times, mean_probabilities = [], []
     try:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -50,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from camera import (  # noqa: E402
     DETECT_EVERY,
     DETECT_MAX_PIXELS,
+    FALLBACK_FPS,
     FrameAnnotator,
     default_model,
     detect_faces,
@@ -232,6 +234,7 @@ def main() -> None:
     capture = cv2.VideoCapture(str(video))
     size = f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
     source_fps = capture.get(cv2.CAP_PROP_FPS)
+    source_fps = source_fps if math.isfinite(source_fps) and source_fps >= 1 else FALLBACK_FPS
     capture.release()
     model = default_model()
     keras_model = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="keras")

@@ -284,3 +284,22 @@ def test_hog_detector_follows_the_face_through_a_video(fer_model, face_video):
 def test_unknown_detector_is_refused(kind):
     with pytest.raises(ValueError, match="unknown face detector"):
         make_face_detector(kind)
+
+
+def test_crop_faces_of_a_box_wholly_outside_the_frame_is_black():
+    gray = np.full((100, 100), 200, np.uint8)
+    crops = crop_faces(gray, np.array([[150, 10, 30, 30], [-50, -50, 20, 20], [10, 10, 30, 30]]))
+    assert not crops[0].any() and not crops[1].any() and (crops[2] == 200).all()
+
+
+def test_annotator_drops_a_face_that_left_and_keeps_its_id_over_a_missed_search(fer_model, face_video):
+    frame = decoded_frames(face_video[0])[0]
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=8)
+    first = annotator(frame.copy(), 0.05)
+    assert len(first) == 1
+    x, y, w, h = first[0]["box"]
+    covered = frame.copy()  # the same picture with the face painted over
+    covered[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2] = 90
+    assert [annotator(covered, 0.05) for _ in range(7)] == [[]] * 7  # gone: not followed, not found
+    again = annotator(frame.copy(), 0.05)  # found again after 7 frames without it: the same track
+    assert len(again) == 1 and again[0]["id"] == first[0]["id"]

@@ -119,8 +119,7 @@ def test_a_webcam_that_does_not_open_is_not_offered(fer_model, face_video, tmp_p
 
 
 @pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
-                                  ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"],
-                                  ["annotate", "x.mp4", "--detect-every", "-2"]])
+                                  ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"]])
 def test_command_line_errors_exit_non_zero(argv):
     from main import main
 
@@ -129,6 +128,16 @@ def test_command_line_errors_exit_non_zero(argv):
     except SystemExit as exc:  # argparse
         code = exc.code
     assert code != 0
+
+
+@pytest.mark.parametrize("option", [["--detect-every", "-2"], ["--detect-every", "1.5"], ["--detector", "yunet"]])
+def test_annotate_refuses_bad_options_before_reading_the_video(face_video, tmp_path, option):
+    from main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["annotate", str(face_video[0]), "--output", str(tmp_path), *option])
+    assert exit_.value.code == 2  # argparse's usage error
+    assert not any(tmp_path.iterdir())
 
 
 def test_events_stream_the_faces_of_the_video(client, face_video):
