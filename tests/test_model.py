@@ -40,8 +40,17 @@ def test_predict_emotion_is_argmax(fer_model):
     assert label == EMOTIONS_LIST[int(np.argmax(fer_model.predict_proba(face[None])[0]))]
 
 
-def test_shipped_model_is_the_course_cnn(fer_model):
-    assert fer_model.keras_model.count_params() == make_model().count_params() == 4_478_727
+@pytest.mark.parametrize("architecture, parameters", [("course", 4_478_727), ("vgg", 7_055_431)])
+def test_architectures_have_the_documented_size(architecture, parameters):
+    assert make_model(architecture=architecture).count_params() == parameters
+
+
+def test_shipped_model_is_the_one_its_metrics_describe(fer_model):
+    metrics = json.loads((ROOT / "docs" / "metrics.json").read_text())
+    built = make_model(architecture=metrics["architecture"])
+    assert fer_model.keras_model.count_params() == built.count_params() == metrics["parameters"]
+    assert [layer.__class__.__name__ for layer in fer_model.keras_model.layers] == \
+        [layer.__class__.__name__ for layer in built.layers]
 
 
 @pytest.mark.parametrize("bad, error", [
