@@ -1,11 +1,12 @@
 """The Flask app: the page embeds the stream, the stream delivers JPEG frames, bad sources get a 404."""
 
 import json
+import shutil
 import threading
 import time
 
 import pytest
-from conftest import read_jpeg_frames
+from conftest import MEDIA_DIR, read_jpeg_frames, requires_media
 
 from main import create_app
 from streaming import BOUNDARY
@@ -188,3 +189,27 @@ def test_security_headers(client):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
+
+
+@requires_media
+def test_live_probabilities_of_the_real_talking_head_clip(fer_model, tmp_path):
+    """The stream of the real clip and its live probabilities: one tracked face whose id persists."""
+    shutil.copy(MEDIA_DIR / "videos" / "fer_woman2.mp4", tmp_path / "woman.mp4")  # videos/ lists no symlinks
+    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0})
+    client = app.test_client()
+    response = client.get("/events?source=woman.mp4", buffered=False)
+    events = []
+    for chunk in response.response:
+        events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines()
+                   if line.startswith("data: ")]
+        if len(events) >= 10:
+            break
+    response.close()
+    with_faces = [e for e in events if e["faces"]]
+    assert len(with_faces) >= 8
+    assert len({e["faces"][0]["id"] for e in with_faces}) == 1
+    for event in with_faces:
+        probabilities = event["faces"][0]["probabilities"]
+        assert sum(probabilities.values()) == pytest.approx(1, abs=2e-3)
+    frames = read_jpeg_frames(client.get("/video_feed?source=woman.mp4", buffered=False), 2)
+    assert all(f.shape == (336, 596, 3) for f in frames)
