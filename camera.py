@@ -297,8 +297,8 @@ class FrameAnnotator:
     and on any frame that differs clearly from the last one searched (a cut, a camera pan; see
     ``scene_changed``). On the frames between, each known face is found again near its last box
     (``follow_faces``), so boxes follow the faces on every frame; every frame's faces are classified
-    and tracked. This is how the stream keeps the source's frame rate at any resolution; a new face
-    appears within ``detect_every`` frames.
+    and tracked. This cuts the cost of a frame several times (README, "Speed"); a new face appears
+    within ``detect_every`` frames.
 
     Args:
         model, detector: as for ``analyze_frame``.

@@ -3,8 +3,9 @@
     python benchmarks/load.py [--viewers 20] [--seconds 60] [--video PATH] [--settle 15]
 
 Starts ``main.py --source VIDEO`` on a free loopback port, samples the server's RSS, thread count and
-CPU time, holds ``--viewers`` MJPEG viewers for ``--seconds`` (each a thread reading the stream), lets
-them all disconnect, and samples again for ``--settle`` seconds. Prints per-viewer frames/s, errors, and
+CPU time (cold, then as the baseline after one 3-s viewer has come and gone), holds ``--viewers`` MJPEG
+viewers for ``--seconds`` (each a thread reading the stream), lets them all disconnect, and samples
+again for ``--settle`` seconds. Prints per-viewer frames/s, errors, and
 the samples. Traffic stays on 127.0.0.1; every loop is bounded in count and time.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IDLE_TIMEOUT = 5.0  # main.DEFAULT_CONFIG["IDLE_TIMEOUT"]
 
 
 def free_port() -> int:
@@ -90,7 +92,18 @@ def main() -> None:
         capture = cv2.VideoCapture(str(video))
         source_fps = capture.get(cv2.CAP_PROP_FPS)
         capture.release()
-        samples = {"idle": sample(server.pid)}
+        samples = {"cold": sample(server.pid)}
+        # the baseline: after one viewer has come and gone (the video decoder, the libraries' thread pools
+        # and caches are set up by the first stream and stay), so "after" can be compared with it
+        warm_up = {}
+        warm_stop = threading.Event()
+        warm = threading.Thread(target=viewer, args=(base + "/video_feed", warm_stop, warm_up), daemon=True)
+        warm.start()
+        time.sleep(3)
+        warm_stop.set()
+        warm.join(timeout=20)
+        time.sleep(IDLE_TIMEOUT + 3)  # the producer stops IDLE_TIMEOUT s after its last viewer
+        samples["idle"] = sample(server.pid)
         stop, results, threads = threading.Event(), [{} for _ in range(args.viewers)], []
         for out in results:
             thread = threading.Thread(target=viewer, args=(base + "/video_feed", stop, out), daemon=True)
@@ -113,6 +126,8 @@ def main() -> None:
             time.sleep(1.0)
             after.append(sample(server.pid))
         samples["after"] = after[-1] if after else sample(server.pid)
+        samples["after_minus_baseline"] = {k: round(samples["after"][k] - samples["idle"][k], 1)
+                                           for k in ("rss_mib", "threads")}
         rates = [r.get("frames", 0) / elapsed for r in results]
         report = {
             "video": video.name, "source_fps": round(source_fps, 2), "viewers": args.viewers,
