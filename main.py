@@ -34,7 +34,7 @@ from camera import (
 )
 from images import MAX_PIXELS, ImageError, decode_image
 from model import EMOTIONS_LIST, FacialExpressionModel
-from streaming import BOUNDARY, FrameProducer, ProducerRegistry, mjpeg_stream, result_events
+from streaming import BOUNDARY, FrameProducer, ProducerRegistry, limit_malloc_arenas, mjpeg_stream, result_events
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +380,7 @@ def annotate_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    limit_malloc_arenas()  # before the server's threads exist: see streaming.limit_malloc_arenas
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["annotate"]:
         return annotate_main(argv[1:])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,6 +141,26 @@ class FrameProducer:
             if camera is not None:
                 camera.release()
             release_free_memory()
+
+
+#: glibc's ``mallopt`` parameter number of ``M_ARENA_MAX`` (malloc.h).
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """Let glibc's malloc use at most ``count`` arenas (``mallopt(M_ARENA_MAX)``), unless the
+    ``MALLOC_ARENA_MAX`` environment variable already says; elsewhere than glibc, nothing.
+
+    By default glibc gives threads up to 8 arenas per core, and the server has 64 threads: memory freed
+    after many viewers stays scattered over those arenas, so the process grew by 40-70 MiB with every
+    round of 20 viewers (`benchmarks/load.py`); with two arenas it stays flat. Call it before the
+    server's threads start."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
+    except (OSError, AttributeError):
+        pass
 
 
 def release_free_memory() -> None:
