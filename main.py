@@ -322,6 +322,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_detection_options(parser: argparse.ArgumentParser) -> None:
+    """``--detect-every`` and ``--detector``, shared by the server and ``main.py annotate``."""
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
+                        help="search the whole frame for faces on every N-th frame and follow the faces found "
+                             "between; 1: every frame (finds new faces sooner, costs more CPU; "
+                             f"default {DETECT_EVERY})")
+    parser.add_argument("--detector", choices=DETECTORS, default="haar",
+                        help="face detector: OpenCV's Haar cascade (default) or dlib's HOG detector (needs "
+                             "`pip install dlib-bin`; faster; finds faces of about 80 px and more in 480p video, "
+                             "180 px in 1080p)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the facial-expression stream at http://HOST:PORT/.")
     parser.add_argument("--source", default="auto",
@@ -334,14 +346,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help="half-life of the smoothing of each face's probabilities over time; 0 turns it off "
                              f"(default {SMOOTHING_HALF_LIFE})")
-    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
-                        help="search the whole frame for faces on every N-th frame and follow the faces found "
-                             "between; 1: every frame (finds new faces sooner, costs more CPU; "
-                             f"default {DETECT_EVERY})")
-    parser.add_argument("--detector", choices=DETECTORS, default="haar",
-                        help="face detector: OpenCV's Haar cascade (default) or dlib's HOG detector (needs "
-                             "`pip install dlib-bin`; faster; finds faces of about 80 px and more in 480p video, "
-                             "180 px in 1080p)")
+    add_detection_options(parser)
     parser.add_argument("--threads", type=int, default=64,
                         help="worker threads of the server; every open page holds two for as long as it is "
                              "open (the stream and its live probabilities), so N threads serve about N/2 "
@@ -362,9 +367,7 @@ def annotate_main(argv: list[str]) -> int:
                         help="folder for the three files (default reports/)")
     parser.add_argument("--smoothing", type=float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
                         help=f"half-life of the probability smoothing; 0: none (default {SMOOTHING_HALF_LIFE})")
-    parser.add_argument("--detector", choices=DETECTORS, default="haar", help="face detector (see main.py --help)")
-    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
-                        help="full-frame face search interval (see main.py --help)")
+    add_detection_options(parser)
     args = parser.parse_args(argv)
     try:
         model = FacialExpressionModel(DEFAULT_CONFIG["MODEL_JSON"], DEFAULT_CONFIG["MODEL_WEIGHTS"])

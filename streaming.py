@@ -9,6 +9,7 @@ stops by itself once no viewer is waiting and none has asked for a frame for ``i
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -155,12 +156,9 @@ def limit_malloc_arenas(count: int = 2) -> None:
     after many viewers stays scattered over those arenas, so the process grew by 40-70 MiB with every
     round of 20 viewers (`benchmarks/load.py`); with two arenas it stays flat. Call it before the
     server's threads start."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
+        libc.mallopt(_M_ARENA_MAX, count)
 
 
 def release_free_memory() -> None:
@@ -168,10 +166,19 @@ def release_free_memory() -> None:
 
     A run with many viewers leaves megabytes of freed frame and socket buffers in the allocator's
     arenas, which glibc keeps (the process's RSS stays at its high-water mark) unless asked."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (it has ``malloc_trim`` and ``mallopt``), else None."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 class ProducerRegistry:

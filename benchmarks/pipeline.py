@@ -60,6 +60,7 @@ from camera import (  # noqa: E402
     make_face_detector,
 )
 from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
+from tracking import box_iou  # noqa: E402
 
 STAGES = ("decode", "detect", "classify", "draw", "encode")
 
@@ -99,18 +100,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, OpenCV {cv2.__version__}"
 
 
-def iou(a, b) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
 def recall(found: list[np.ndarray], reference: list[np.ndarray]) -> float:
     """Share of reference boxes matched (IoU >= 0.4) by a found box of the same frame; with the
     arguments swapped, the precision."""
     total = sum(len(r) for r in reference)
-    hits = sum(any(iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference, strict=True) for r in rs)
+    hits = sum(any(box_iou(r, f) >= 0.4 for f in fs) for fs, rs in zip(found, reference, strict=True) for r in rs)
     return hits / total if total else float("nan")
 
 
@@ -154,7 +148,7 @@ def app_pipeline(model, fps: float, detector: str = "haar", **options):
     return process
 
 
-def course_pipeline(model, fps: float):
+def course_pipeline(model):
     """The course's camera.py loop: Haar 1.3/5 on the full frame, ``model.predict`` on each face."""
     detector = load_face_detector()
     keras_model = model.keras_model
@@ -180,7 +174,7 @@ def course_pipeline(model, fps: float):
     return process
 
 
-def fer_pipeline(model, fps: float):
+def fer_pipeline(model):
     """``fer.FER().detect_emotions`` (detection and classification in one call, counted as 'detect')."""
     from fer import FER
 
@@ -246,8 +240,8 @@ def main() -> None:
         "app-every-frame": lambda: app_pipeline(model, source_fps, detect_every=1),
         "app-keras": lambda: app_pipeline(keras_model, source_fps, detect_every=args.detect_every),
         "app-hog": lambda: app_pipeline(model, source_fps, detector="hog", detect_every=args.detect_every),
-        "course": lambda: course_pipeline(keras_model, source_fps),
-        "fer": lambda: fer_pipeline(keras_model, source_fps),
+        "course": lambda: course_pipeline(keras_model),
+        "fer": lambda: fer_pipeline(keras_model),
     }
     rows = {}
     for name in args.pipelines.split(","):

@@ -141,16 +141,23 @@ def test_annotate_refuses_bad_options_before_reading_the_video(face_video, tmp_p
     assert not any(tmp_path.iterdir())
 
 
-def test_events_stream_the_faces_of_the_video(client, face_video):
-    response = client.get(f"/events?source={face_video[0].name}", buffered=False)
-    assert response.mimetype == "text/event-stream"
+def read_events(response, count: int) -> list[dict]:
+    """The data of the server-sent events of a streamed response, read until there are at least ``count``;
+    the response is then closed."""
     events = []
     for chunk in response.response:
         events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines()
                    if line.startswith("data: ")]
-        if len(events) >= 3:
+        if len(events) >= count:
             break
     response.close()
+    return events
+
+
+def test_events_stream_the_faces_of_the_video(client, face_video):
+    response = client.get(f"/events?source={face_video[0].name}", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    events = read_events(response, 3)
     frames = [e["frame"] for e in events]
     assert frames == sorted(frames) and len(set(frames)) == 3
     for event in events:
@@ -198,13 +205,7 @@ def test_live_probabilities_of_the_real_talking_head_clip(fer_model, tmp_path):
     app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0})
     client = app.test_client()
     response = client.get("/events?source=woman.mp4", buffered=False)
-    events = []
-    for chunk in response.response:
-        events += [json.loads(line[len("data: "):]) for line in chunk.decode().splitlines()
-                   if line.startswith("data: ")]
-        if len(events) >= 10:
-            break
-    response.close()
+    events = read_events(response, 10)
     with_faces = [e for e in events if e["faces"]]
     assert len(with_faces) >= 8
     assert len({e["faces"][0]["id"] for e in with_faces}) == 1
