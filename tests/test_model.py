@@ -40,14 +40,33 @@ def test_predict_emotion_is_argmax(fer_model):
     assert label == EMOTIONS_LIST[int(np.argmax(fer_model.predict_proba(face[None])[0]))]
 
 
-@pytest.mark.parametrize("architecture, parameters", [("course", 4_478_727), ("vgg", 7_055_431)])
-def test_architectures_have_the_documented_size(architecture, parameters):
-    assert make_model(architecture=architecture).count_params() == parameters
+@pytest.mark.parametrize("architecture, crop, parameters", [
+    ("course", None, 4_478_727), ("vgg", None, 7_055_431), ("vgg", 40, 5_744_711)])
+def test_architectures_have_the_documented_size(architecture, crop, parameters):
+    assert make_model(architecture=architecture, crop=crop).count_params() == parameters
+
+
+def test_a_cropping_model_takes_whole_faces_and_computes_on_their_center():
+    model = make_model(architecture="vgg", crop=40)
+    assert model.input_shape == (None, 48, 48, 1)
+    assert model.get_layer("center_crop").compute_output_shape((None, 48, 48, 1)) == (None, 40, 40, 1)
+    # pixels outside the central 40x40 do not change the output
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    framed = faces.copy()
+    framed[:, :4], framed[:, -4:], framed[:, :, :4], framed[:, :, -4:] = 0, 255, 0, 255
+    np.testing.assert_allclose(model.predict_on_batch(faces), model.predict_on_batch(framed), atol=1e-6)
+
+
+@pytest.mark.parametrize("crop", [8, 49, 0])
+def test_a_crop_outside_the_face_is_refused(crop):
+    with pytest.raises(ValueError, match="crop"):
+        make_model(architecture="vgg", crop=crop)
 
 
 def test_shipped_model_is_the_one_its_metrics_describe(fer_model):
     metrics = json.loads((ROOT / "docs" / "metrics.json").read_text())
-    built = make_model(architecture=metrics["architecture"])
+    built = make_model(architecture=metrics["architecture"], crop=metrics.get("crop"))
     assert fer_model.keras_model.count_params() == built.count_params() == metrics["parameters"]
     assert [layer.__class__.__name__ for layer in fer_model.keras_model.layers] == \
         [layer.__class__.__name__ for layer in built.layers]
