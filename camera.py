@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import TypedDict
@@ -300,11 +301,20 @@ class FrameAnnotator:
     and tracked. This cuts the cost of a frame several times (README, "Speed"); a new face appears
     within ``detect_every`` frames.
 
+    With ``background=True`` (the live stream's choice) the full-frame searches after the first run in
+    a worker thread, off the frame's path: the frame that asks for one is annotated with the faces
+    followed so far, and the faces the search finds are followed from the frame it searched to the
+    current one when it is done (a frame or two later at 1080p). A frame then never waits for a search
+    (55 ms at 1080p, two frame periods at 30 frames/s), so an HD source keeps its frame rate; the
+    search uses the second core. Results then depend on timing, so offline work keeps the default.
+
     Args:
         model, detector: as for ``analyze_frame``.
         smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
         detect_every: search the whole frame at least every this-many-th frame; 1: every frame.
         detect_max_pixels: see ``detect_faces``.
+        background: run the full-frame searches after the first in a worker thread (call ``close``
+            when done).
 
     Raises:
         ValueError: ``detect_every`` is below 1.
@@ -312,7 +322,7 @@ class FrameAnnotator:
 
     def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
-                 detect_max_pixels: int | None = DETECT_MAX_PIXELS) -> None:
+                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, background: bool = False) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         self.model, self.detector = model, detector
@@ -324,6 +334,9 @@ class FrameAnnotator:
         self._thumbnail: np.ndarray | None = None  # of the last frame searched whole
         self._boxes = np.zeros((0, 4), np.int32)
         self._templates: list[np.ndarray] = []  # of the faces at the last full search
+        # one worker: the detector is used by one thread at a time (a cascade is not safe to share)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-search") if background else None
+        self._search: Future | None = None  # the background search under way
 
     def __call__(self, frame: np.ndarray, dt: float, lap=None) -> list[TrackedFaceResult]:
         """Annotate a BGR frame in place and return its faces.
@@ -337,16 +350,24 @@ class FrameAnnotator:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         step = max(1, min(gray.shape[0] // THUMBNAIL_SIZE[1], gray.shape[1] // THUMBNAIL_SIZE[0]) // 2)
         thumbnail = cv2.resize(gray[::step, ::step], THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
-        if self._since_detection >= self.detect_every or scene_changed(self._thumbnail, thumbnail):
-            self._boxes = detect_faces(gray, self.detector, max_pixels=self.detect_max_pixels)
+        due = self._since_detection >= self.detect_every or scene_changed(self._thumbnail, thumbnail)
+        if due and (self._executor is None or self.full_detections == 0):
+            self._boxes, self._templates = self._search_faces(gray)
             self._since_detection, self._thumbnail = 0, thumbnail
             self.full_detections += 1
-            self._templates = [face_template(gray, box) for box in self._boxes]
         else:
+            if self._search is not None and self._search.done():
+                # faces found on an earlier frame (a search error is raised here): followed to this one
+                self._boxes, self._templates = self._search.result()
+                self._search = None
             boxes, scores = follow_faces(gray, self._boxes, self._templates)
             kept = scores >= MIN_FOLLOW_SCORE  # the others have left the picture (or turned away)
             self._boxes = boxes[kept]
             self._templates = [t for t, keep in zip(self._templates, kept, strict=True) if keep]
+            if due and self._search is None:
+                self._search = self._executor.submit(self._search_faces, gray)
+                self._since_detection, self._thumbnail = 0, thumbnail
+                self.full_detections += 1
         self._since_detection += 1
         if lap:
             lap("detect")
@@ -357,6 +378,18 @@ class FrameAnnotator:
         if lap:
             lap("draw")
         return results
+
+
+    def _search_faces(self, gray: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Full-frame detection: the boxes and their templates for ``follow_faces``."""
+        boxes = detect_faces(gray, self.detector, max_pixels=self.detect_max_pixels)
+        return boxes, [face_template(gray, box) for box in boxes]
+
+    def close(self) -> None:
+        """Stop the background search thread, if any (idempotent; waits for a search under way)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor, self._search = None, None
 
 
 #: Size (width, height) of the grayscale thumbnails that ``scene_changed`` compares.
@@ -434,6 +467,8 @@ class VideoCamera:
         detect_every: see ``FrameAnnotator``.
         smoothing_half_life: seconds; faces are tracked and their probabilities smoothed
             (``tracking.FaceTracker``); 0 labels every frame on its own.
+        background_detection: run the full-frame face searches in a worker thread, off the frames'
+            path (``FrameAnnotator``'s ``background``); ``False``: in line, as offline reports do.
 
     Raises:
         SourceError: the source cannot be opened (``read`` raises it for a source without frames).
@@ -441,12 +476,14 @@ class VideoCamera:
 
     def __init__(self, source: int | str | os.PathLike = 0, model: FacialExpressionModel | None = None,
                  detector: FaceDetector | None = None,
-                 smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY) -> None:
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
+                 background_detection: bool = True) -> None:
         self.source = source
         self.is_file = not isinstance(source, int)
         self.model = model if model is not None else default_model()
         self.detector = detector if detector is not None else load_face_detector()
-        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life, detect_every)
+        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life, detect_every,
+                                        background=background_detection)
         self.results: list[TrackedFaceResult] = []  # faces of the last frame from get_frame
         self._last_time: float | None = None  # source time (s) of the last annotated frame
         self.frames_dropped = 0
@@ -514,7 +551,9 @@ class VideoCamera:
         return encode_jpeg(frame)
 
     def release(self) -> None:
-        """Release the capture device or file (idempotent)."""
+        """Release the capture device or file and stop the search thread (idempotent)."""
+        if getattr(self, "annotator", None) is not None:
+            self.annotator.close()
         if getattr(self, "_capture", None) is not None:
             self._capture.release()
             self._capture = None

@@ -1,6 +1,7 @@
 """Detection, drawing, pacing and looping of VideoCamera on a video made from a real face."""
 
 import itertools
+import threading
 import time
 
 import cv2
@@ -212,6 +213,26 @@ def test_annotator_follows_the_face_between_full_detections(fer_model, face_vide
     results = [annotator(frame.copy(), 0.05) for frame in frames]
     # frames 0, 4, 8, ... and a few more where the fast-moving face changed the picture (scene_changed)
     assert -(-len(frames) // 4) <= annotator.full_detections < len(frames) / 2
+    assert all(len(r) == 1 for r in results)
+    overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes, strict=True)]
+    assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
+
+
+def test_background_search_follows_the_face_and_stops_its_thread(fer_model, face_video):
+    """Searches in a worker thread (the live stream's mode) still box the moving face on every frame."""
+    path, boxes, _ = face_video
+    frames = decoded_frames(path)
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=4, background=True)
+    try:
+        results = []
+        for frame in frames:
+            results.append(annotator(frame.copy(), 0.05))
+            time.sleep(0.05)  # paced as the 20 frames/s source: a search ends a frame or two later
+        assert any(t.name.startswith("face-search") for t in threading.enumerate())
+    finally:
+        annotator.close()
+    assert not any(t.name.startswith("face-search") for t in threading.enumerate())
+    assert annotator.full_detections >= len(frames) // 4
     assert all(len(r) == 1 for r in results)
     overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes, strict=True)]
     assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
