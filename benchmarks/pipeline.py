@@ -23,8 +23,10 @@ this measure. The precision is the share of faces shown that overlap a reference
 - ``app-hog``: the same as ``app`` with dlib's HOG face detector (``--detector hog``) instead of Haar.
 - ``course``: the loop of the course this project descends from: Haar (scale 1.3, 5 neighbours) on the
   full frame, one ``model.predict()`` per face, the same model (Keras).
-- ``fer``: ``fer.FER().detect_emotions()`` (justinshenk/fer), if the package imports in this environment
-  (it needs opencv-contrib-python and facenet-pytorch, so it usually lives in a separate venv).
+- ``fer``: ``fer.FER().detect_emotions()`` (justinshenk/fer, its defaults: Haar, faces from 50 px, its
+  quantized TFLite mini-Xception), if the package imports in this environment. Its declared dependencies
+  would replace opencv-python-headless with opencv-contrib-python and pull in PyTorch, none of which that
+  call uses, so install it alone: ``pip install --no-deps fer==25.10.3`` (``benchmarks/run_all.sh`` does).
 
 ``--height 1080`` first writes an upscaled copy of the video (mp4v) to a temporary file, so decoding an
 HD file is measured too.
@@ -176,7 +178,10 @@ def course_pipeline(model):
 
 def fer_pipeline(model):
     """``fer.FER().detect_emotions`` (detection and classification in one call, counted as 'detect')."""
-    from fer import FER
+    try:
+        from fer import FER
+    except ImportError:  # fer 25.x no longer exports FER from the package itself
+        from fer.fer import FER
 
     detector = FER()
 

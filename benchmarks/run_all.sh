@@ -11,6 +11,9 @@ PY=${PYTHON:-.venv/bin/python}
 MEDIA=../shared/media/videos
 OUT=docs/benchmarks
 mkdir -p "$OUT"
+# the fer package for the comparison in pipeline.py, without its dependencies (they would swap OpenCV for
+# opencv-contrib-python and bring PyTorch; FER().detect_emotions needs only what the app has installed)
+"$PY" -c "import fer" 2>/dev/null || "$PY" -m pip install --quiet --no-deps "fer==25.10.3"
 run() {  # run NAME COMMAND...: print and keep the output, without the libraries' start-up noise
   local name=$1; shift
   echo "== $name: $*"
