@@ -1,7 +1,7 @@
 """Accuracy of model files on a FER2013 split, and the classifier's cost per face on this CPU.
 
     python benchmarks/evaluate.py [--data ../shared/fer2013/test] [--model model.json --weights model_weights.h5]
-                                  [--no-tta] [--runtime litert|keras]
+                                  [--no-tta] [--shift-tta 4] [--runtime litert|keras]
 
 Prints accuracy, per-class recall, the parameter count, and milliseconds per face for batches of 1 and
 8 faces (median of repeated calls of ``FacialExpressionModel.predict_proba`` after a warm-up).
@@ -54,14 +54,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "model.json")
     parser.add_argument("--weights", type=Path, default=ROOT / "model_weights.h5")
     parser.add_argument("--no-tta", action="store_true", help="without the flip test-time augmentation")
+    parser.add_argument("--shift-tta", type=int, default=0,
+                        help="also average over the face shifted by this many pixels (see FacialExpressionModel)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0], help="see model.FacialExpressionModel")
     args = parser.parse_args()
-    model = FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime=args.runtime)
+    model = FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime=args.runtime,
+                                 shift_tta=args.shift_tta)
     images, labels = load_split(args.data)
     predictions = model.predict_proba(images).argmax(axis=1)
     recall = {name: round(float((predictions[labels == i] == i).mean()), 4) for i, name in enumerate(EMOTIONS_LIST)}
     print(json.dumps({
-        "data": str(args.data), "images": int(len(labels)), "flip_tta": model.flip_tta, "runtime": args.runtime,
+        "data": str(args.data), "images": int(len(labels)), "flip_tta": model.flip_tta,
+        "shift_tta": model.shift_tta, "runtime": args.runtime,
         "accuracy": round(float((predictions == labels).mean()), 4), "per_class_recall": recall,
         "parameters": int(model.keras_model.count_params()),
         "ms_per_face_batch_1": round(ms_per_face(model, 1), 2),

@@ -153,6 +153,24 @@ def test_without_tta_the_mirror_differs():
     assert np.abs(plain.predict_proba(face) - plain.predict_proba(face[:, :, ::-1])).max() > 1e-4
 
 
+def test_shift_tta_averages_the_four_shifted_faces_and_their_mirrors():
+    plain = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", flip_tta=False, runtime="keras")
+    ten = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", shift_tta=4, runtime="keras")
+    face = faces(2, seed=5)
+    padded = np.pad(face, ((0, 0), (4, 4), (4, 4)), mode="edge")
+    views = [face] + [padded[:, 4 + dy:52 + dy, 4 + dx:52 + dx] for dy in (-4, 4) for dx in (-4, 4)]
+    views += [v[:, :, ::-1] for v in views]
+    expected = np.mean([plain.predict_proba(np.ascontiguousarray(v)) for v in views], axis=0)
+    np.testing.assert_allclose(ten.predict_proba(face), expected, atol=1e-5)
+    assert np.abs(ten.predict_proba(face) - plain.predict_proba(face)).max() > 1e-4
+
+
+@pytest.mark.parametrize("shift", [-1, 12])
+def test_a_shift_tta_off_the_face_is_refused(shift):
+    with pytest.raises(ValueError, match="shift_tta"):
+        FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", shift_tta=shift)
+
+
 @pytest.fixture(scope="module")
 def keras_model():
     return FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="keras")
