@@ -301,20 +301,23 @@ class FrameAnnotator:
     and tracked. This cuts the cost of a frame several times (README, "Speed"); a new face appears
     within ``detect_every`` frames.
 
-    With ``background=True`` (the live stream's choice) the full-frame searches after the first run in
-    a worker thread, off the frame's path: the frame that asks for one is annotated with the faces
-    followed so far, and the faces the search finds are followed from the frame it searched to the
-    current one when it is done (a frame or two later at 1080p). A frame then never waits for a search
-    (55 ms at 1080p, two frame periods at 30 frames/s), so an HD source keeps its frame rate; the
-    search uses the second core. Results then depend on timing, so offline work keeps the default.
+    With a ``search_budget`` (the live stream's choice: one frame period), a full-frame search that takes
+    longer than that moves the searches after it to a worker thread, off the frames' path: the frame
+    that asks for one is annotated with the faces followed so far, and the faces the search finds are
+    followed from the frame it searched to the current one when it is done (a frame or two later at
+    1080p). A frame then never waits for a search (55 ms at 1080p, almost two frame periods at
+    30 frames/s), so an HD source keeps its frame rate, and the search uses the second core. Where a
+    search fits in the budget (a 640x360 video) it stays in line, where its faces are shown on the
+    frame searched. Results in the worker depend on timing, so offline work keeps the default.
 
     Args:
         model, detector: as for ``analyze_frame``.
         smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
         detect_every: search the whole frame at least every this-many-th frame; 1: every frame.
         detect_max_pixels: see ``detect_faces``.
-        background: run the full-frame searches after the first in a worker thread (call ``close``
-            when done).
+        search_budget: seconds; ``None`` (default): every search in line; else searches run in line until
+            one takes longer than this, then in a worker thread (``0``: all after the first; call
+            ``close`` when done).
 
     Raises:
         ValueError: ``detect_every`` is below 1.
@@ -322,7 +325,7 @@ class FrameAnnotator:
 
     def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
-                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, background: bool = False) -> None:
+                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         self.model, self.detector = model, detector
@@ -334,8 +337,10 @@ class FrameAnnotator:
         self._thumbnail: np.ndarray | None = None  # of the last frame searched whole
         self._boxes = np.zeros((0, 4), np.int32)
         self._templates: list[np.ndarray] = []  # of the faces at the last full search
-        # one worker: the detector is used by one thread at a time (a cascade is not safe to share)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-search") if background else None
+        self.search_budget = search_budget
+        # made when a search exceeds the budget; one worker, so the detector is used by one thread at a time
+        # (a cascade is not safe to share)
+        self._executor: ThreadPoolExecutor | None = None
         self._search: Future | None = None  # the background search under way
 
     def __call__(self, frame: np.ndarray, dt: float, lap=None) -> list[TrackedFaceResult]:
@@ -351,10 +356,15 @@ class FrameAnnotator:
         step = max(1, min(gray.shape[0] // THUMBNAIL_SIZE[1], gray.shape[1] // THUMBNAIL_SIZE[0]) // 2)
         thumbnail = cv2.resize(gray[::step, ::step], THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
         due = self._since_detection >= self.detect_every or scene_changed(self._thumbnail, thumbnail)
-        if due and (self._executor is None or self.full_detections == 0):
+        if due and self._executor is None:
+            start = time.perf_counter()
             self._boxes, self._templates = self._search_faces(gray)
             self._since_detection, self._thumbnail = 0, thumbnail
             self.full_detections += 1
+            if self.search_budget is not None and time.perf_counter() - start > self.search_budget:
+                log.info("a face search took %.0f ms: searching in the background from now on",
+                         1000 * (time.perf_counter() - start))
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-search")
         else:
             if self._search is not None and self._search.done():
                 # faces found on an earlier frame (a search error is raised here): followed to this one
@@ -390,6 +400,7 @@ class FrameAnnotator:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor, self._search = None, None
+        self.search_budget = None  # later frames search in line
 
 
 #: Size (width, height) of the grayscale thumbnails that ``scene_changed`` compares.
@@ -467,8 +478,9 @@ class VideoCamera:
         detect_every: see ``FrameAnnotator``.
         smoothing_half_life: seconds; faces are tracked and their probabilities smoothed
             (``tracking.FaceTracker``); 0 labels every frame on its own.
-        background_detection: run the full-frame face searches in a worker thread, off the frames'
-            path (``FrameAnnotator``'s ``background``); ``False``: in line, as offline reports do.
+        background_detection: a full-frame face search that takes longer than one frame period moves
+            the searches to a worker thread, off the frames' path (``FrameAnnotator``'s
+            ``search_budget``); ``False``: always in line, as offline reports do.
 
     Raises:
         SourceError: the source cannot be opened (``read`` raises it for a source without frames).
@@ -482,8 +494,7 @@ class VideoCamera:
         self.is_file = not isinstance(source, int)
         self.model = model if model is not None else default_model()
         self.detector = detector if detector is not None else load_face_detector()
-        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life, detect_every,
-                                        background=background_detection)
+        self.annotator = FrameAnnotator(self.model, self.detector, smoothing_half_life, detect_every)
         self.results: list[TrackedFaceResult] = []  # faces of the last frame from get_frame
         self._last_time: float | None = None  # source time (s) of the last annotated frame
         self.frames_dropped = 0
@@ -491,6 +502,7 @@ class VideoCamera:
         self._capture = self._open()
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if self.is_file and math.isfinite(fps) and 1 <= fps <= 240 else FALLBACK_FPS
+        self.annotator.search_budget = 1.0 / self.fps if background_detection else None
         self._start = 0.0  # monotonic time at which frame 0 of the current pass is due
         self._next_index = 0  # index of the next frame read from the file
         log.info("opened %s (%s)", source, f"{self.fps:.2f} frames/s" if self.is_file else "webcam")

@@ -21,9 +21,9 @@ just before and after.
   detection on every ``camera.DETECT_EVERY``-th frame and on scene changes, the faces followed by
   template matching between, classification of every frame with the LiteRT int8 model).
 - ``app-live``: the same as the live stream runs it: the frames paced at the source's frame rate (as a
-  webcam or ``VideoCamera`` delivers them) and the full-frame searches in a worker thread
-  (``FrameAnnotator(background=True)``); its frames/s is the rate achieved (at most the source's), its
-  stage times leave out the worker thread's searches.
+  webcam or ``VideoCamera`` delivers them) and the full-frame searches moved to a worker thread if
+  one takes longer than a frame period (``FrameAnnotator(search_budget=1 / fps)``); its frames/s is the
+  rate achieved (at most the source's), its stage times leave out the worker thread's searches.
 - ``app-every-frame``: the same as ``app``, detecting on the whole of every frame.
 - ``app-keras``: the same as ``app`` with the Keras runtime instead of LiteRT.
 - ``app-hog``: the same as ``app`` with dlib's HOG face detector (``--detector hog``) instead of Haar.
@@ -270,7 +270,8 @@ def main() -> None:
     reference, reference_min = reference_boxes(video, args.frames)
     pipelines = {
         "app": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every),
-        "app-live": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every, background=True),
+        "app-live": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every,
+                                         search_budget=1.0 / source_fps),
         "app-every-frame": lambda: app_pipeline(model, source_fps, detect_every=1),
         "app-keras": lambda: app_pipeline(keras_model, source_fps, detect_every=args.detect_every),
         "app-hog": lambda: app_pipeline(model, source_fps, detector="hog", detect_every=args.detect_every),

@@ -222,7 +222,7 @@ def test_background_search_follows_the_face_and_stops_its_thread(fer_model, face
     """Searches in a worker thread (the live stream's mode) still box the moving face on every frame."""
     path, boxes, _ = face_video
     frames = decoded_frames(path)
-    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=4, background=True)
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=4, search_budget=0)
     try:
         results = []
         for frame in frames:
@@ -233,9 +233,21 @@ def test_background_search_follows_the_face_and_stops_its_thread(fer_model, face
         annotator.close()
     assert not any(t.name.startswith("face-search") for t in threading.enumerate())
     assert annotator.full_detections >= len(frames) // 4
+    assert len(annotator(frames[0].copy(), 0.05)) == 1  # after close: searches in line
     assert all(len(r) == 1 for r in results)
     overlaps = [iou(r[0]["box"], expected) for r, expected in zip(results, boxes, strict=True)]
     assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
+
+
+def test_searches_within_the_budget_stay_in_line(fer_model, face_video):
+    frames = decoded_frames(face_video[0])
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=2, search_budget=10.0)
+    try:
+        assert all(len(annotator(frame.copy(), 0.05)) == 1 for frame in frames[:6])
+        assert annotator.full_detections == 3
+        assert not any(t.name.startswith("face-search") for t in threading.enumerate())
+    finally:
+        annotator.close()
 
 
 def test_annotator_searches_the_whole_frame_after_a_cut(fer_model, face_video):
