@@ -21,12 +21,14 @@ run() {  # run NAME COMMAND...: print and keep the output, without the libraries
 }
 run evaluate-litert "$PY" benchmarks/evaluate.py
 run evaluate-keras "$PY" benchmarks/evaluate.py --runtime keras
+run evaluate-litert-ten-crop "$PY" benchmarks/evaluate.py --shift-tta 4
+run evaluate-litert-no-tta "$PY" benchmarks/evaluate.py --no-tta
 run pipeline-woman2 "$PY" benchmarks/pipeline.py --video "$MEDIA/fer_woman2.mp4" \
-    --pipelines app,app-every-frame,app-keras,app-hog,course,fer
+    --pipelines app,app-live,app-every-frame,app-keras,app-hog,course,fer
 run pipeline-hamilton "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" \
-    --pipelines app,app-every-frame,app-keras,app-hog,course
+    --pipelines app,app-live,app-every-frame,app-keras,app-hog,course
 run pipeline-hamilton-1080p "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" --height 1080 \
-    --pipelines app,app-every-frame,app-hog,course
+    --pipelines app,app-live,app-every-frame,app-hog,course
 for k in 2 4; do
   run "pipeline-hamilton-detect-every-$k" "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" \
       --pipelines app --detect-every "$k"

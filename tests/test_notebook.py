@@ -26,18 +26,25 @@ def make_tiny_fer(root, per_class):
                 cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
 
 
-def test_notebook_trains_and_exports(tmp_path):
+@pytest.mark.parametrize("architecture, crop, parameters", [
+    (None, 40, 5_744_711),  # the default: the shipped model's recipe
+    ("course", None, 4_478_727),  # the course's CNN, one parameter away
+])
+def test_notebook_trains_and_exports(tmp_path, architecture, crop, parameters):
     data, out = tmp_path / "fer2013", tmp_path / "out"
     make_tiny_fer(data, {"train": 3, "test": 2})
+    chosen = {"ARCHITECTURE": architecture} if architecture else {}
     papermill.execute_notebook(
         str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"), cwd=str(ROOT), kernel_name="python3",
         progress_bar=False,
         parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(out), "CHECKPOINT_DIR": str(tmp_path / "ck"),
-                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8})
+                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8, **chosen})
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, 7)
+    assert model.keras_model.count_params() == parameters
     metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
+    assert metrics["crop"] == crop and metrics["parameters"] == parameters
     assert metrics["epochs"] == 1 and metrics["publictest_images"] == 14
     assert 0 <= metrics["publictest_accuracy"] <= 1
     for figure in ("class_counts.png", "learning_curves.png", "confusion_matrix.png"):
