@@ -301,14 +301,14 @@ class FrameAnnotator:
     and tracked. This cuts the cost of a frame several times (README, "Speed"); a new face appears
     within ``detect_every`` frames.
 
-    With a ``search_budget`` (the live stream's choice: one frame period), a full-frame search that takes
-    longer than that moves the searches after it to a worker thread, off the frames' path: the frame
+    With a ``search_budget`` (the live stream's choice: one frame period), once two full-frame searches in
+    a row take longer than that, the searches move to a worker thread, off the frames' path: the frame
     that asks for one is annotated with the faces followed so far, and the faces the search finds are
     followed from the frame it searched to the current one when it is done (a frame or two later at
     1080p). A frame then never waits for a search (55 ms at 1080p, almost two frame periods at
     30 frames/s), so an HD source keeps its frame rate, and the search uses the second core. Where a
-    search fits in the budget (a 640x360 video) it stays in line, where its faces are shown on the
-    frame searched. Results in the worker depend on timing, so offline work keeps the default.
+    search fits in the budget (a 640x360 video) it stays in line, and its faces are shown on the frame
+    searched. Results in the worker depend on timing, so offline work keeps the default.
 
     Args:
         model, detector: as for ``analyze_frame``.
@@ -316,8 +316,8 @@ class FrameAnnotator:
         detect_every: search the whole frame at least every this-many-th frame; 1: every frame.
         detect_max_pixels: see ``detect_faces``.
         search_budget: seconds; ``None`` (default): every search in line; else searches run in line until
-            one takes longer than this, then in a worker thread (``0``: all after the first; call
-            ``close`` when done).
+            two in a row take longer than this, then in a worker thread (``0``: all after the second;
+            call ``close`` when done).
 
     Raises:
         ValueError: ``detect_every`` is below 1.
@@ -341,6 +341,7 @@ class FrameAnnotator:
         # made when a search exceeds the budget; one worker, so the detector is used by one thread at a time
         # (a cascade is not safe to share)
         self._executor: ThreadPoolExecutor | None = None
+        self._slow_searches = 0  # in-line searches in a row that took longer than the budget
         self._search: Future | None = None  # the background search under way
 
     def __call__(self, frame: np.ndarray, dt: float, lap=None) -> list[TrackedFaceResult]:
@@ -361,9 +362,11 @@ class FrameAnnotator:
             self._boxes, self._templates = self._search_faces(gray)
             self._since_detection, self._thumbnail = 0, thumbnail
             self.full_detections += 1
-            if self.search_budget is not None and time.perf_counter() - start > self.search_budget:
-                log.info("a face search took %.0f ms: searching in the background from now on",
-                         1000 * (time.perf_counter() - start))
+            seconds = time.perf_counter() - start
+            over = self.search_budget is not None and seconds > self.search_budget
+            self._slow_searches = self._slow_searches + 1 if over else 0
+            if self._slow_searches >= 2:  # two in a row: not a one-off (the first search warms caches up)
+                log.info("face searches take %.0f ms: searching in the background from now on", 1000 * seconds)
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-search")
         else:
             if self._search is not None and self._search.done():
