@@ -343,6 +343,7 @@ class FrameAnnotator:
         self._executor: ThreadPoolExecutor | None = None
         self._slow_searches = 0  # in-line searches in a row that took longer than the budget
         self._search: Future | None = None  # the background search under way
+        self._search_stale = False  # whether the picture has cut to another scene since it began
 
     def __call__(self, frame: np.ndarray, dt: float, lap=None) -> list[TrackedFaceResult]:
         """Annotate a BGR frame in place and return its faces.
@@ -356,7 +357,8 @@ class FrameAnnotator:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         step = max(1, min(gray.shape[0] // THUMBNAIL_SIZE[1], gray.shape[1] // THUMBNAIL_SIZE[0]) // 2)
         thumbnail = cv2.resize(gray[::step, ::step], THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA)
-        due = self._since_detection >= self.detect_every or scene_changed(self._thumbnail, thumbnail)
+        cut = scene_changed(self._thumbnail, thumbnail)
+        due = self._since_detection >= self.detect_every or cut
         if due and self._executor is None:
             start = time.perf_counter()
             self._boxes, self._templates = self._search_faces(gray)
@@ -369,10 +371,15 @@ class FrameAnnotator:
                 log.info("face searches take %.0f ms: searching in the background from now on", 1000 * seconds)
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-search")
         else:
+            if cut:  # a search under way looked at the last scene: its faces are not shown (those followed
+                # so far stay while their templates match: a fast pan also counts as a cut)
+                self._search_stale = self._search is not None
             if self._search is not None and self._search.done():
-                # faces found on an earlier frame (a search error is raised here): followed to this one
-                self._boxes, self._templates = self._search.result()
-                self._search = None
+                search, self._search = self._search, None
+                found = search.result()  # a search's error is raised here, once
+                if not self._search_stale:  # faces found on an earlier frame: followed to this one below
+                    self._boxes, self._templates = found
+                self._search_stale = False
             boxes, scores = follow_faces(gray, self._boxes, self._templates)
             kept = scores >= MIN_FOLLOW_SCORE  # the others have left the picture (or turned away)
             self._boxes = boxes[kept]

@@ -33,7 +33,7 @@ EMOTIONS_LIST: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral"
 #: Side of the square grayscale face crop the network takes, in pixels (FER2013's size).
 INPUT_SIZE = 48
 
-#: Faces per forward pass in ``predict_proba``; larger inputs are split into chunks of this size.
+#: Inputs per forward pass in ``predict_proba`` (faces times test-time views); larger batches are split.
 MAX_BATCH = 256
 
 ARCHITECTURES = ("course", "vgg")
@@ -151,7 +151,7 @@ class FacialExpressionModel:
         ModelLoadError: a file is not a valid model, or the model's input is not
             ``(48, 48, 1)`` or its output not ``len(EMOTIONS_LIST)`` wide, or the LiteRT
             conversion failed (``runtime="keras"`` avoids it).
-        ValueError: an unknown ``runtime``.
+        ValueError: an unknown ``runtime``, or a ``shift_tta`` that is not an int from 0 to 11.
     """
 
     def __init__(self, model_json_file: str | os.PathLike = "model.json",
@@ -159,8 +159,9 @@ class FacialExpressionModel:
                  runtime: str = "litert", shift_tta: int = 0) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
-        if not 0 <= shift_tta < INPUT_SIZE // 4:
-            raise ValueError(f"shift_tta must be between 0 and {INPUT_SIZE // 4 - 1} pixels, not {shift_tta}")
+        if isinstance(shift_tta, bool) or not isinstance(shift_tta, int) or not 0 <= shift_tta < INPUT_SIZE // 4:
+            raise ValueError(f"shift_tta must be a whole number of pixels from 0 to {INPUT_SIZE // 4 - 1}, "
+                             f"not {shift_tta!r}")
         self.flip_tta, self.runtime, self.shift_tta = flip_tta, runtime, shift_tta
         json_path, weights_path = Path(model_json_file), Path(model_weights_file)
         for path in (json_path, weights_path):
@@ -210,7 +211,9 @@ class FacialExpressionModel:
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS_LIST)), dtype=np.float32)
         x = faces.astype(np.float32)[..., np.newaxis]
-        return np.concatenate([self._predict(x[i:i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)])
+        views = (5 if self.shift_tta else 1) * (2 if self.flip_tta else 1)
+        chunk = max(1, MAX_BATCH // views)  # at most MAX_BATCH inputs per forward pass, views included
+        return np.concatenate([self._predict(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         # predict_on_batch runs Keras's compiled inference function: about 4x faster than an eager call here

@@ -2,7 +2,8 @@
 
     python benchmarks/pipeline.py [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
 
-Every pipeline reads the same frames of the same file, in one process, as fast as it can (no pacing):
+Every pipeline reads the same frames of the same file, in one process, as fast as it can (``app-live``
+alone is paced, see below):
 decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame (averaged over
 all frames, analysed or not), frames/s, the faces shown, the face recall against full-resolution Haar
 detection on every frame, and each pipeline's frames/s relative to the app's.
@@ -148,20 +149,24 @@ def run(video: Path, frames: int, process, pace_fps: float | None = None) -> tup
     capture = cv2.VideoCapture(str(video))
     timer, boxes_per_frame = Timer(), []
     start = time.perf_counter()
-    for i in range(frames):
-        if pace_fps:
-            time.sleep(max(0.0, start + i / pace_fps - time.perf_counter()))
-        timer.last = time.perf_counter()
-        ok, frame = capture.read()
-        if not ok:
-            break
-        timer.lap("decode")
-        boxes_per_frame.append(np.asarray(process(frame, timer)).reshape(-1, 4))
-    capture.release()
-    close = getattr(process, "close", None)
-    if close:
-        close()
-    return timer.seconds, boxes_per_frame, time.perf_counter() - start
+    try:
+        for i in range(frames):
+            if pace_fps:
+                time.sleep(max(0.0, start + i / pace_fps - time.perf_counter()))
+            timer.last = time.perf_counter()
+            ok, frame = capture.read()
+            if not ok:
+                break
+            timer.lap("decode")
+            boxes_per_frame.append(np.asarray(process(frame, timer)).reshape(-1, 4))
+        wall = time.perf_counter() - start
+        if pace_fps:  # n frames span n periods of the source: the rate achieved is at most the source's
+            wall = max(wall, len(boxes_per_frame) / pace_fps)
+    finally:
+        capture.release()
+        if hasattr(process, "close"):
+            process.close()
+    return timer.seconds, boxes_per_frame, wall
 
 
 def app_pipeline(model, fps: float, detector: str = "haar", **options):
@@ -308,7 +313,8 @@ def main() -> None:
     for name, row in rows.items():
         ratio = row["fps"] / rows["app"]["fps"] if "app" in rows else float("nan")
         cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['fps']:.1f}", str(row["faces"]),
-                 f"{row['recall']:.3f}", f"{row['steady_recall']:.3f}", f"{row['precision']:.3f}", f"{ratio:.2f}"]
+                 f"{row['recall']:.3f}", f"{row['steady_recall']:.3f}", f"{row['precision']:.3f}",
+                 "paced" if name == "app-live" else f"{ratio:.2f}"]
         print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"video": str(video), "size": size, "rows": rows}, indent=2))

@@ -239,6 +239,56 @@ def test_background_search_follows_the_face_and_stops_its_thread(fer_model, face
     assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
 
 
+def wait_for_search(annotator, frame, frames=20):
+    """Annotate ``frame`` (paced) until a background search has ended; return the last frame's faces."""
+    for _ in range(frames):
+        faces = annotator(frame.copy(), 0.05)
+        time.sleep(0.05)
+    return faces
+
+
+def test_background_search_after_a_cut_forgets_the_last_scene(fer_model, face_video):
+    frame = decoded_frames(face_video[0])[0]
+    annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=1, search_budget=0)
+    try:
+        assert [len(annotator(frame.copy(), 0.05)) for _ in range(2)] == [1, 1]  # two in-line searches
+        annotator.detect_every = 100  # from now on, searches only after cuts, in the background
+        black = np.zeros_like(frame)
+        assert annotator(black, 0.05) == []  # the cut: the face is gone at once, before any search ends
+        assert wait_for_search(annotator, black) == []
+        assert len(wait_for_search(annotator, frame)) == 1  # and back: found by a background search
+        assert annotator.full_detections == 4
+    finally:
+        annotator.close()
+
+
+class FailingDetector:
+    """A Haar-like detector whose third search fails."""
+
+    def __init__(self):
+        self.calls = 0
+        self.cascade = load_face_detector()
+
+    def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        self.calls += 1
+        if self.calls == 3:
+            raise cv2.error("search failed")
+        return self.cascade.detectMultiScale(*args, **kwargs)
+
+
+def test_a_failed_background_search_is_raised_once(fer_model, face_video):
+    frame = decoded_frames(face_video[0])[0]
+    detector = FailingDetector()
+    annotator = FrameAnnotator(fer_model, detector, detect_every=1, search_budget=0)
+    try:
+        with pytest.raises(cv2.error, match="search failed"):
+            wait_for_search(annotator, frame)
+        assert len(wait_for_search(annotator, frame)) == 1  # later searches run again
+        assert detector.calls > 4
+    finally:
+        annotator.close()
+
+
 def test_searches_within_the_budget_stay_in_line(fer_model, face_video):
     frames = decoded_frames(face_video[0])
     annotator = FrameAnnotator(fer_model, load_face_detector(), detect_every=2, search_budget=10.0)

@@ -165,7 +165,7 @@ def test_shift_tta_averages_the_four_shifted_faces_and_their_mirrors():
     assert np.abs(ten.predict_proba(face) - plain.predict_proba(face)).max() > 1e-4
 
 
-@pytest.mark.parametrize("shift", [-1, 12])
+@pytest.mark.parametrize("shift", [-1, 12, 2.5, True])
 def test_a_shift_tta_off_the_face_is_refused(shift):
     with pytest.raises(ValueError, match="shift_tta"):
         FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", shift_tta=shift)
