@@ -141,9 +141,9 @@ class FacialExpressionModel:
         runtime: ``"litert"`` (default): at load, the Keras model is converted with
             ``keras.Model.export(format="litert")`` and int8 dynamic-range quantization
             (``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly) and run by
-            ``ai_edge_litert``'s interpreter on one thread; measured here (``benchmarks/evaluate.py``) 1.03
-            against 8.01 ms per face for one face and 0.94 against 4.44 in batches of 8, with PublicTest
-            accuracy 64.39% against Keras's 64.31% (the README's "Accuracy").
+            ``ai_edge_litert``'s interpreter on one thread; measured here (``benchmarks/evaluate.py``, the
+            shipped model, flip TTA) 1.34 against 7.09 ms per face for one face and 1.35 against 3.32 in
+            batches of 8, with PublicTest accuracy 65.92% against Keras's 65.90% (the README's "Runtime").
             ``"keras"``: the Keras model's compiled inference function.
 
     Raises:
