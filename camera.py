@@ -362,8 +362,7 @@ class FrameAnnotator:
         if due and self._executor is None:
             start = time.perf_counter()
             self._boxes, self._templates = self._search_faces(gray)
-            self._since_detection, self._thumbnail = 0, thumbnail
-            self.full_detections += 1
+            self._searched(thumbnail)
             seconds = time.perf_counter() - start
             over = self.search_budget is not None and seconds > self.search_budget
             self._slow_searches = self._slow_searches + 1 if over else 0
@@ -386,8 +385,7 @@ class FrameAnnotator:
             self._templates = [t for t, keep in zip(self._templates, kept, strict=True) if keep]
             if due and self._search is None:
                 self._search = self._executor.submit(self._search_faces, gray)
-                self._since_detection, self._thumbnail = 0, thumbnail
-                self.full_detections += 1
+                self._searched(thumbnail)
         self._since_detection += 1
         if lap:
             lap("detect")
@@ -399,6 +397,10 @@ class FrameAnnotator:
             lap("draw")
         return results
 
+    def _searched(self, thumbnail: np.ndarray) -> None:
+        """Count a full search (in line or begun in the worker) of the frame with this thumbnail."""
+        self._since_detection, self._thumbnail = 0, thumbnail
+        self.full_detections += 1
 
     def _search_faces(self, gray: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Full-frame detection: the boxes and their templates for ``follow_faces``."""
