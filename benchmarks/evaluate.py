@@ -15,25 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import EMOTIONS_LIST, RUNTIMES, FacialExpressionModel  # noqa: E402
-
-
-def load_split(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 faces (N, 48, 48) and int labels (N,) of ``folder/<class>/*.jpg``, in EMOTIONS_LIST order."""
-    images, labels = [], []
-    for label, name in enumerate(EMOTIONS_LIST):
-        for path in sorted((folder / name).glob("*.jpg")):
-            images.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
-            labels.append(label)
-    if not images:
-        raise SystemExit(f"no images under {folder}/<class>/")
-    return np.stack(images), np.array(labels)
+from model import EMOTIONS_LIST, RUNTIMES, FacialExpressionModel, load_fer2013_split  # noqa: E402
 
 
 def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> float:
@@ -60,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     model = FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime=args.runtime,
                                  shift_tta=args.shift_tta)
-    images, labels = load_split(args.data)
+    images, labels = load_fer2013_split(args.data)
     predictions = model.predict_proba(images).argmax(axis=1)
     recall = {name: round(float((predictions[labels == i] == i).mean()), 4) for i, name in enumerate(EMOTIONS_LIST)}
     print(json.dumps({

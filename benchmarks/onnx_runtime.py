@@ -30,11 +30,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from evaluate import load_split  # noqa: E402
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static  # noqa: E402
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
-from model import FacialExpressionModel  # noqa: E402
+from model import FacialExpressionModel, load_fer2013_split  # noqa: E402
 
 MODEL, WEIGHTS = str(ROOT / "model.json"), str(ROOT / "model_weights.h5")
 TEST, TRAIN = ROOT.parent / "shared" / "fer2013" / "test", ROOT.parent / "shared" / "fer2013" / "train"
@@ -60,7 +59,7 @@ def build_onnx(keras_model, out: Path) -> dict:
         paths[f"dyn_{wt}"] = p
     pre = out / "model_f32_pre.onnx"
     quant_pre_process(str(f32), str(pre))
-    x, _ = load_split(TRAIN)
+    x, _ = load_fer2013_split(TRAIN)
     idx = np.random.default_rng(0).choice(len(x), 512, replace=False)
     calib = x[idx].astype(np.float32)[..., None]
     calib = np.concatenate([calib, calib[:, :, ::-1]])  # faces and mirrors, as served
@@ -103,7 +102,7 @@ def main():
               "ORT dyn QUInt8 (1 thr)": with_forward(ort_runner(paths["dyn_QUInt8"], 1)),
               "ORT static QDQ S8S8 (1 thr)": with_forward(ort_runner(paths["static_qdq"], 1))}
 
-    images, labels = load_split(TEST)
+    images, labels = load_fer2013_split(TEST)
     probs = {k: m.predict_proba(images) for k, m in models.items()}
     ref = probs["Keras (TF)"]
     res = {k: {"accuracy": float((p.argmax(1) == labels).mean()),

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from conftest import FER_DIR, ROOT, requires_fer
 
-from model import EMOTIONS_LIST, FacialExpressionModel, ModelLoadError, make_model
+from model import (
+    EMOTIONS_LIST,
+    FacialExpressionModel,
+    ModelLoadError,
+    load_fer2013_split,
+    make_model,
+    recalibrate_batch_norm,
+)
 
 
 def faces(n, seed=0):
@@ -128,18 +135,14 @@ def test_exported_json_is_keras_json():
 
 @requires_fer
 def test_publictest_accuracy(fer_model):
-    """The shipped model's accuracy on FER2013 PublicTest (issue 2 asks for at least 64%)."""
-    import cv2
-
-    images, labels = [], []
-    for label, name in enumerate(EMOTIONS_LIST):
-        for path in sorted((FER_DIR / "test" / name).glob("*.jpg")):
-            images.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
-            labels.append(label)
-    predictions = fer_model.predict_proba(np.stack(images)).argmax(axis=1)
-    accuracy = float((predictions == np.array(labels)).mean())
+    """The shipped model's accuracy on FER2013 PublicTest: 68.57% measured (README), so a model that
+    lost more than half a point, e.g. shipped without its recalibrated BatchNormalization statistics
+    (65.92%), fails."""
+    faces, labels = load_fer2013_split(FER_DIR / "test")
+    predictions = fer_model.predict_proba(faces).argmax(axis=1)
+    accuracy = float((predictions == labels).mean())
     assert len(labels) == 3589
-    assert accuracy >= 0.64, f"PublicTest accuracy {accuracy:.4f}"
+    assert accuracy >= 0.68, f"PublicTest accuracy {accuracy:.4f}"
 
 
 def test_flip_tta_makes_a_face_and_its_mirror_equal(fer_model):
@@ -213,3 +216,86 @@ def test_fast_path_keeps_the_publictest_labels(fer_model, keras_model):
 def test_unknown_runtime():
     with pytest.raises(ValueError, match="runtime"):
         FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="onnx")
+
+
+def _normalising_model():
+    """Input -> BatchNormalization -> Flatten -> Dense softmax: the layer sees the raw pixels."""
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.BatchNormalization(momentum=0.9)(inputs)
+    outputs = keras.layers.Dense(len(EMOTIONS_LIST), activation="softmax")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("batch_size", [64, 100])
+def test_recalibration_stores_the_mean_of_the_batch_statistics(batch_size):
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
+    faces[:128] //= 4  # batches of different brightness, so the per-batch statistics differ
+    model = _normalising_model()
+    norm = model.layers[1]
+    assert recalibrate_batch_norm(model, faces, batch_size=batch_size) == 1
+    used = faces[:len(faces) // batch_size * batch_size].astype(np.float64).reshape(-1, batch_size, 48 * 48)
+    assert np.asarray(norm.moving_mean)[0] == pytest.approx(used.mean(axis=(1, 2)).mean(), rel=1e-4)
+    assert np.asarray(norm.moving_variance)[0] == pytest.approx(used.var(axis=(1, 2)).mean(), rel=1e-3)
+    assert norm.momentum == 0.9
+
+
+def test_recalibration_changes_only_the_statistics():
+    model = _normalising_model()
+    before = [np.array(w) for w in model.trainable_weights]
+    recalibrate_batch_norm(model, np.full((8, 48, 48), 200, np.uint8), batch_size=4)
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.trainable_weights, strict=True))
+    assert np.asarray(model.layers[1].moving_mean)[0] == pytest.approx(200.0)
+
+
+def test_recalibration_of_a_model_without_batch_norm_changes_nothing():
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    before = [np.array(w) for w in model.weights]
+    assert recalibrate_batch_norm(model, np.zeros((4, 48, 48), np.uint8)) == 0
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.weights, strict=True))
+
+
+@pytest.mark.parametrize("faces, batch_size, error", [
+    (np.zeros((4, 48, 48), np.float32), 2, TypeError),
+    (np.zeros((4, 40, 40), np.uint8), 2, ValueError),
+    (np.zeros((1, 48, 48), np.uint8), 2, ValueError),
+    (np.zeros((4, 48, 48), np.uint8), 1, ValueError),
+    (np.zeros((4, 48, 48), np.uint8), True, ValueError),
+])
+def test_recalibration_refuses_bad_input(faces, batch_size, error):
+    model = _normalising_model()
+    with pytest.raises(error):
+        recalibrate_batch_norm(model, faces, batch_size=batch_size)
+    assert np.asarray(model.layers[1].moving_mean)[0] == 0.0
+
+
+def test_fer2013_split_is_read_class_by_class(tmp_path):
+    import cv2
+
+    for label, name in enumerate(EMOTIONS_LIST):
+        (tmp_path / name).mkdir()
+        for i in range(label % 3):  # 0, 1 or 2 faces per class
+            cv2.imwrite(str(tmp_path / name / f"{i}.jpg"), np.full((48, 48), 10 * label, np.uint8))
+    faces, labels = load_fer2013_split(tmp_path)
+    expected = [label for label in range(len(EMOTIONS_LIST)) for _ in range(label % 3)]
+    assert faces.shape == (len(expected), 48, 48) and faces.dtype == np.uint8
+    assert labels.tolist() == expected
+    assert np.abs(faces.mean(axis=(1, 2)) - 10 * labels).max() < 2
+
+
+@pytest.mark.parametrize("content", ["nothing", "wrong size", "not an image"])
+def test_fer2013_split_that_is_not_one_is_refused(tmp_path, content):
+    import cv2
+
+    (tmp_path / "happy").mkdir()
+    if content == "wrong size":
+        cv2.imwrite(str(tmp_path / "happy" / "a.jpg"), np.zeros((64, 64), np.uint8))
+    elif content == "not an image":
+        (tmp_path / "happy" / "a.jpg").write_text("text")
+    with pytest.raises(FileNotFoundError if content == "nothing" else ValueError, match="images|image"):
+        load_fer2013_split(tmp_path)

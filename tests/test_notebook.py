@@ -46,6 +46,7 @@ def test_notebook_trains_and_exports(tmp_path, architecture, crop, parameters):
     metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
     assert metrics["crop"] == crop and metrics["parameters"] == parameters
     assert metrics["epochs"] == 1 and metrics["publictest_images"] == 14
+    assert metrics["batch_norm_recalibrated_on"] == 21  # every training face, once
     assert 0 <= metrics["publictest_accuracy"] <= 1
     for figure in ("class_counts.png", "learning_curves.png", "confusion_matrix.png"):
         assert (tmp_path / "fig" / figure).stat().st_size > 1000
