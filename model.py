@@ -154,51 +154,63 @@ def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: in
     variance of the batches it sees, and those batches are augmented (shifted, zoomed, rotated, with
     "nearest" fill at the borders; with ``AUGMENT="strong"`` also contrast changes and erased patches),
     while serving sees plain faces. This replaces the moving averages with the average, over all
-    batches of ``faces`` in training mode, of each batch's mean and variance: the population
-    statistics of PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", arXiv:2105.07576,
-    section 3), here computed on faces without augmentation. Measured on this project's VGG network
-    (48 epochs, "standard" augmentation) with the 28,709 training faces: PublicTest accuracy with flip
-    TTA 65.90% -> 68.60% (README, "What was tried"). Only the moving statistics change; Dropout is
-    active during the pass, as in training.
+    batches of ``faces`` in training mode and weighted by batch size, of each batch's mean and
+    variance: PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", arXiv:2105.07576,
+    section 3; like fvcore's ``update_bn_stats``, the variance is the average of the batch variances,
+    without the spread of the batch means), here on faces without augmentation. Measured on this
+    project's VGG network (48 epochs, "standard" augmentation) with the 28,709 training faces:
+    PublicTest accuracy with flip TTA 65.90% -> 68.68% in Keras (``benchmarks/evaluate.py``, README
+    "What was tried"). Only the moving statistics change; Dropout is active during the pass, as in
+    training.
 
     Args:
-        model: a built ``keras.Model``, modified in place; its BatchNormalization layers are found
-            among ``model.layers`` (not inside nested models).
+        model: a built ``keras.Model``, modified in place, including BatchNormalization layers inside
+            nested models and layers set to ``trainable=False``.
         faces: uint8 grayscale faces ``(N, 48, 48)`` in [0, 255] (the training split, without
-            augmentation), ``N >= 2``.
+            augmentation, shuffled so that each batch mixes classes), ``N >= 2``; all are used.
         batch_size: faces per training-mode forward pass (each BatchNormalization normalises with the
-            batch's own statistics, so this should be near the training batch size, 64 to 256). The
-            faces after the last whole batch are left out, unless there is no whole batch, so that
-            every batch counts equally.
+            batch's own statistics, so this should be near the training batch size, 64 to 256).
 
     Returns:
         The number of BatchNormalization layers recalibrated (0 leaves the model unchanged).
 
     Raises:
-        TypeError / ValueError: ``faces`` is not uint8 or not ``(N, 48, 48)``, or is empty, or
-            holds fewer than two faces or ``batch_size`` is below 2 (a variance needs two samples).
+        TypeError / ValueError: ``faces`` is not uint8 or not ``(N, 48, 48)``, or holds fewer than
+            two faces, or ``batch_size`` is not an int of at least 2 (a variance needs two samples).
     """
     faces = _as_face_batch(faces)
     if len(faces) < 2:
         raise ValueError(f"faces must hold at least two faces to recalibrate on, got {len(faces)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an int of at least 2, not {batch_size!r}")
-    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
     if not norms:
         return 0
-    momenta = [layer.momentum for layer in norms]
+    saved = [(layer.momentum, layer.trainable) for layer in norms]
     try:
-        # new = old * momentum + batch * (1 - momentum); momentum k / (k + 1) at batch k makes the
-        # stored value the plain mean over batches 0..k
-        for k, start in enumerate(range(0, max(len(faces) - batch_size, 0) + 1, batch_size)):
+        for layer in norms:
+            layer.trainable = True  # a frozen BatchNormalization does not update its statistics
+        # new = old * momentum + batch * (1 - momentum); momentum seen / (seen + n) for a batch of n
+        # faces makes the stored value the mean over the faces seen so far, batch by batch
+        for start in range(0, len(faces), batch_size):
+            batch = faces[start:start + batch_size]
             for layer in norms:
-                layer.momentum = k / (k + 1)
-            model(faces[start:start + batch_size].astype(np.float32)[..., np.newaxis], training=True)
+                layer.momentum = start / (start + len(batch))
+            model(batch.astype(np.float32)[..., np.newaxis], training=True)
     finally:
-        for layer, momentum in zip(norms, momenta, strict=True):
-            layer.momentum = momentum
+        for layer, (momentum, trainable) in zip(norms, saved, strict=True):
+            layer.momentum, layer.trainable = momentum, trainable
     log.info("recalibrated %d BatchNormalization layers on %d faces", len(norms), len(faces))
     return len(norms)
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
 
 
 class ModelLoadError(RuntimeError):
@@ -226,8 +238,8 @@ class FacialExpressionModel:
             ``keras.Model.export(format="litert")`` and int8 dynamic-range quantization
             (``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly) and run by
             ``ai_edge_litert``'s interpreter on one thread; measured here (``benchmarks/evaluate.py``, the
-            shipped model, flip TTA) 1.34 against 7.09 ms per face for one face and 1.35 against 3.32 in
-            batches of 8, with PublicTest accuracy 65.92% against Keras's 65.90% (the README's "Runtime").
+            shipped model, flip TTA) 1.45 against 5.13 ms per face for one face and 1.48 against 3.01 in
+            batches of 8, with PublicTest accuracy 68.57% against Keras's 68.68% (the README's "Runtime").
             ``"keras"``: the Keras model's compiled inference function.
 
     Raises:

@@ -236,10 +236,33 @@ def test_recalibration_stores_the_mean_of_the_batch_statistics(batch_size):
     model = _normalising_model()
     norm = model.layers[1]
     assert recalibrate_batch_norm(model, faces, batch_size=batch_size) == 1
-    used = faces[:len(faces) // batch_size * batch_size].astype(np.float64).reshape(-1, batch_size, 48 * 48)
-    assert np.asarray(norm.moving_mean)[0] == pytest.approx(used.mean(axis=(1, 2)).mean(), rel=1e-4)
-    assert np.asarray(norm.moving_variance)[0] == pytest.approx(used.var(axis=(1, 2)).mean(), rel=1e-3)
+    batches = [faces[i:i + batch_size].astype(np.float64) for i in range(0, len(faces), batch_size)]
+    sizes = [len(b) for b in batches]  # 100: batches of 100, 100 and 56, weighted by their size
+    assert np.asarray(norm.moving_mean)[0] == pytest.approx(np.average([b.mean() for b in batches], weights=sizes),
+                                                            rel=1e-4)
+    assert np.asarray(norm.moving_variance)[0] == pytest.approx(np.average([b.var() for b in batches], weights=sizes),
+                                                                rel=1e-3)
     assert norm.momentum == 0.9
+
+
+@pytest.mark.parametrize("frozen", ["layer", "model"])
+def test_recalibration_reaches_frozen_layers(frozen):
+    model = _normalising_model()
+    (model if frozen == "model" else model.layers[1]).trainable = False
+    recalibrate_batch_norm(model, np.full((4, 48, 48), 100, np.uint8))
+    assert np.asarray(model.layers[1].moving_mean)[0] == pytest.approx(100.0)
+    assert model.layers[1].trainable is False
+
+
+def test_recalibration_reaches_nested_models():
+    import keras
+
+    inner = _normalising_model()
+    inputs = keras.Input((48, 48, 1))
+    outer = keras.Model(inputs, inner(inputs))
+    assert recalibrate_batch_norm(outer, np.full((4, 48, 48), 50, np.uint8)) == 1
+    assert np.asarray(inner.layers[1].moving_mean)[0] == pytest.approx(50.0)
+    assert inner.layers[1].momentum == 0.9
 
 
 def test_recalibration_changes_only_the_statistics():
