@@ -78,10 +78,15 @@ class FrameProducer:
         (0 at first: you get the latest frame at once if there is one).
 
         Raises:
-            SourceStopped: the source failed (its message), or no frame came within ``timeout`` seconds.
+            SourceStopped: the source failed (its message; also when it failed between this viewer's
+                last frame, ``after`` > 0, and this call), or no frame came within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         with self._condition:
+            if self._thread is None and self._error is not None and 0 < after <= self._number:
+                # a viewer of the run that failed, who was busy sending a frame when it failed: tell it,
+                # rather than reopen the source behind its back (new viewers, after=0, start a new run)
+                raise SourceStopped(self._error)
             if self._thread is None:  # not running: start a run (after the last one has released its camera)
                 self._frame, self._error = None, None
                 self._thread = threading.Thread(target=self._run, args=(self._last_thread,),

@@ -88,7 +88,9 @@ def test_a_webcam_that_fails_mid_stream_ends_with_a_message(fer_model, tmp_path,
     real = cv2.VideoCapture
     monkeypatch.setattr(cv2, "VideoCapture", lambda source, *a: FailingWebcam(source) if isinstance(source, int)
                         else real(source, *a))
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 0, "IDLE_TIMEOUT": 1.0})
+    # an idle timeout far above the test's length: a viewer that stalls for a moment must not end the run
+    # (a new run would open a second FailingWebcam and deliver its frames too)
+    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 0, "IDLE_TIMEOUT": 60.0})
     client = app.test_client()
     images = frames_until_the_end(client.get("/video_feed?source=webcam", buffered=False))
     assert 1 < len(images) <= FailingWebcam.frames + 1  # the webcam's frames (those not dropped), the message

@@ -100,6 +100,21 @@ def test_a_failing_source_raises_its_reason_to_every_viewer():
     assert cameras[0].released
 
 
+def test_a_viewer_busy_when_the_source_failed_is_told_and_the_source_is_not_reopened():
+    producer, cameras = make(fail_after=2)
+    first = producer.wait_for_frame(0, timeout=5)
+    deadline = time.monotonic() + 5
+    while not cameras[0].released and time.monotonic() < deadline:  # the viewer is busy; the run fails
+        time.sleep(0.01)
+    assert cameras[0].released
+    with pytest.raises(SourceStopped, match="camera unplugged"):
+        producer.wait_for_frame(first.number, timeout=5)
+    assert len(cameras) == 1
+    assert producer.wait_for_frame(0, timeout=5).number > first.number  # a new viewer starts a new run
+    assert len(cameras) == 2
+    producer.stop()
+
+
 def test_a_source_with_no_frame_times_out():
     producer, _ = make(delay=2.0)
     with pytest.raises(SourceStopped, match="within 0.2 s"):
