@@ -83,11 +83,11 @@ class FrameProducer:
         """
         deadline = time.monotonic() + timeout
         with self._condition:
-            if self._thread is None and self._error is not None and 0 < after <= self._number:
-                # a viewer of the run that failed, who was busy sending a frame when it failed: tell it,
-                # rather than reopen the source behind its back (new viewers, after=0, start a new run)
-                raise SourceStopped(self._error)
             if self._thread is None:  # not running: start a run (after the last one has released its camera)
+                if self._error is not None and after > 0:
+                    # a viewer of the run that failed, busy sending a frame when it failed: tell it rather
+                    # than reopen the source behind its back (new viewers, after=0, start a new run)
+                    raise SourceStopped(self._error)
                 self._frame, self._error = None, None
                 self._thread = threading.Thread(target=self._run, args=(self._last_thread,),
                                                 name=f"producer {self.name}", daemon=True)

@@ -47,7 +47,10 @@ def main() -> None:
     args = parser.parse_args()
     model = FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime=args.runtime,
                                  shift_tta=args.shift_tta)
-    images, labels = load_fer2013_split(args.data)
+    try:
+        images, labels = load_fer2013_split(args.data)
+    except FileNotFoundError as exc:  # a message, not a traceback, as before the reader moved to model.py
+        raise SystemExit(str(exc)) from exc
     predictions = model.predict_proba(images).argmax(axis=1)
     recall = {name: round(float((predictions[labels == i] == i).mean()), 4) for i, name in enumerate(EMOTIONS_LIST)}
     print(json.dumps({
