@@ -1,13 +1,19 @@
-"""The facial-expression classifier: its labels, its architecture and its loader.
+"""The facial-expression classifier: its architecture, its loader, and the classification step of the
+frame path (``classify_faces``: boxes of a frame in, ``Face`` records out).
 
 Everything the network needs besides the 48x48 grayscale crop lives inside the
 network itself (the 1/255 rescaling is its first layer), so the training
 notebook, the stream and any other caller share one preprocessing path:
 give ``FacialExpressionModel.predict_proba`` uint8 crops, get probabilities.
+Serving never imports Keras or TensorFlow once the LiteRT conversion is cached (see
+``FacialExpressionModel``); building and training models does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -15,20 +21,25 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of logs
+from faces import EMOTIONS_LIST, Face, crop_faces
 
-import keras  # noqa: E402  (after the environment variable above)
-from keras import layers  # noqa: E402
+if TYPE_CHECKING:  # Keras (and with it TensorFlow) is imported only where a function needs it
+    import keras
 
 log = logging.getLogger(__name__)
 
-#: The seven FER2013 classes, in the order of the model's output columns. This is the
-#: alphabetical order of the class folders, which is the order in which
-#: ``keras.utils.image_dataset_from_directory`` numbers them (the notebook asserts it).
-EMOTIONS_LIST: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+ROOT = Path(__file__).resolve().parent
+
+#: The shipped model: the architecture (Keras JSON) and the weights (Keras HDF5) that train.ipynb exports.
+MODEL_JSON = ROOT / "model.json"
+MODEL_WEIGHTS = ROOT / "model_weights.h5"
+
+__all__ = ["EMOTIONS_LIST", "INPUT_SIZE", "FacialExpressionModel", "ModelLoadError", "classify_faces",
+           "default_model", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
 
 #: Side of the square grayscale face crop the network takes, in pixels (FER2013's size).
 INPUT_SIZE = 48
@@ -78,6 +89,8 @@ def make_model(
     Raises:
         ValueError: for an unknown architecture, or a crop not between 16 and the input's side.
     """
+    keras = _import_keras()
+    layers = keras.layers
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
     if crop is not None and not 16 <= crop <= min(input_shape[:2]):
@@ -108,12 +121,22 @@ def make_model(
     return keras.Model(inputs, outputs, name=f"fer_{architecture}")
 
 
+def _import_keras():
+    """Keras (TensorFlow's C++ start-up chatter kept out of the logs)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
 def _conv_bn_relu(x, filters: int, kernel: int, use_bias: bool = True):
+    layers = _import_keras().layers
     x = layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias)(x)
     return layers.Activation("relu")(layers.BatchNormalization()(x))
 
 
 def _dense_bn_relu(x, units: int):
+    layers = _import_keras().layers
     return layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))
 
 
@@ -183,7 +206,8 @@ def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: in
         raise ValueError(f"faces must hold at least two faces to recalibrate on, got {len(faces)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an int of at least 2, not {batch_size!r}")
-    norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
+    keras = _import_keras()
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return 0
     saved = [(layer.momentum, layer.trainable) for layer in norms]
@@ -208,7 +232,7 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     found = []
     for layer in model.layers:
         found.append(layer)
-        if isinstance(layer, keras.Model):
+        if hasattr(layer, "layers"):  # a nested keras.Model
             found.extend(_all_layers(layer))
     return found
 
@@ -223,6 +247,13 @@ class FacialExpressionModel:
     The two files are what ``train.ipynb`` exports: the architecture as Keras JSON
     (``model.to_json()``) and the weights as a Keras HDF5 file.
 
+    With the default LiteRT runtime the network that runs is an int8 dynamic-range conversion of the
+    Keras model, cached beside the weights as ``<weights stem>.<key>.tflite``, where the key is a hash
+    of both files: the first load converts (this imports TensorFlow and takes seconds), later loads of
+    the same files read the cache and never import TensorFlow; changed files get a new key, so a stale
+    conversion is never used (older ``.tflite`` files of those weights are removed). A folder that
+    cannot be written only costs the conversion on every load.
+
     Args:
         model_json_file: path of the architecture JSON.
         model_weights_file: path of the HDF5 weights.
@@ -234,13 +265,10 @@ class FacialExpressionModel:
             model that computes on its central 40x40 (``make_model(crop=40)``) a shift of 4 turns the
             center crop into the four corner crops: the ten-crop evaluation of Khaireddin & Chen 2021.
             Five (or ten) times the compute per face.
-        runtime: ``"litert"`` (default): at load, the Keras model is converted with
-            ``keras.Model.export(format="litert")`` and int8 dynamic-range quantization
-            (``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly) and run by
-            ``ai_edge_litert``'s interpreter on one thread; measured here (``benchmarks/evaluate.py``, the
-            shipped model, flip TTA) 1.45 against 5.13 ms per face for one face and 1.48 against 3.01 in
-            batches of 8, with PublicTest accuracy 68.57% against Keras's 68.68% (the README's "Runtime").
-            ``"keras"``: the Keras model's compiled inference function.
+        runtime: ``"litert"`` (default): the int8 conversion above (``keras.Model.export(format="litert")``
+            with ``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly), run by
+            ``ai_edge_litert``'s interpreter on one thread. ``"keras"``: the Keras model's compiled
+            inference function. Their speed and accuracy: README, "Runtime" (docs/benchmarks/evaluate-*.txt).
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -250,8 +278,8 @@ class FacialExpressionModel:
         ValueError: an unknown ``runtime``, or a ``shift_tta`` that is not an int from 0 to 11.
     """
 
-    def __init__(self, model_json_file: str | os.PathLike = "model.json",
-                 model_weights_file: str | os.PathLike = "model_weights.h5", flip_tta: bool = True,
+    def __init__(self, model_json_file: str | os.PathLike = MODEL_JSON,
+                 model_weights_file: str | os.PathLike = MODEL_WEIGHTS, flip_tta: bool = True,
                  runtime: str = "litert", shift_tta: int = 0) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
@@ -259,35 +287,49 @@ class FacialExpressionModel:
             raise ValueError(f"shift_tta must be a whole number of pixels from 0 to {INPUT_SIZE // 4 - 1}, "
                              f"not {shift_tta!r}")
         self.flip_tta, self.runtime, self.shift_tta = flip_tta, runtime, shift_tta
-        json_path, weights_path = Path(model_json_file), Path(model_weights_file)
-        for path in (json_path, weights_path):
+        self._json_path, self._weights_path = Path(model_json_file), Path(model_weights_file)
+        for path in (self._json_path, self._weights_path):
             if not path.is_file():
                 raise FileNotFoundError(f"model file not found: {path}")
-        try:
-            model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
-        except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"{json_path} is not a Keras model architecture: {exc}") from exc
-        if not isinstance(model, keras.Model):  # Keras returns unknown class names as a plain dict
-            raise ModelLoadError(f"{json_path} is not a Keras model architecture")
-        expected_in = (None, INPUT_SIZE, INPUT_SIZE, 1)
-        expected_out = (None, len(EMOTIONS_LIST))
-        if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
-            raise ModelLoadError(
-                f"{json_path} maps {model.input_shape} to {model.output_shape}; "
-                f"expected {expected_in} to {expected_out}")
-        try:
-            model.load_weights(weights_path)
-        except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
-            raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
-        self._model = model
-        self._interpreter = _LiteRTRunner(model) if runtime == "litert" else None
-        log.info("loaded %s (%d parameters) from %s + %s, runtime %s",
-                 model.name, model.count_params(), json_path, weights_path, runtime)
+        self._model: keras.Model | None = None
+        self._interpreter: _LiteRTRunner | None = None
+        if runtime == "litert":
+            self._interpreter = _LiteRTRunner(self._litert_model())
+        else:
+            self._model = _load_keras_model(self._json_path, self._weights_path)
+        log.info("loaded %s + %s, runtime %s", self._json_path, self._weights_path, runtime)
 
     @property
     def keras_model(self) -> keras.Model:
-        """The underlying ``keras.Model`` (input float32 ``(N, 48, 48, 1)`` in [0, 255])."""
+        """The underlying ``keras.Model`` (input float32 ``(N, 48, 48, 1)`` in [0, 255]); loaded on first
+        use under the LiteRT runtime (which imports TensorFlow)."""
+        if self._model is None:
+            self._model = _load_keras_model(self._json_path, self._weights_path)
         return self._model
+
+    def _litert_model(self) -> bytes:
+        """The LiteRT flatbuffer of the two files: from the cache, else converted (and cached)."""
+        digest = hashlib.sha256()
+        for path in (self._json_path, self._weights_path):
+            digest.update(path.read_bytes())
+        cache = self._weights_path.with_name(f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite")
+        if cache.is_file():
+            return cache.read_bytes()
+        content = _convert_to_litert(self.keras_model)
+        try:
+            with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=f".{cache.name}.", delete=False) as out:
+                out.write(content)
+            os.replace(out.name, cache)  # complete or absent, never half written
+            for stale in cache.parent.glob(f"{self._weights_path.stem}.*.tflite"):
+                if stale != cache:
+                    stale.unlink(missing_ok=True)
+            log.info("cached the LiteRT conversion as %s", cache)
+        except OSError as exc:
+            with contextlib.suppress(NameError, OSError):
+                os.unlink(out.name)
+            log.warning("cannot cache the LiteRT conversion beside %s (%s): converting on every start",
+                        self._weights_path, exc)
+        return content
 
     def predict_proba(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Classify a batch of face crops.
@@ -313,7 +355,7 @@ class FacialExpressionModel:
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         # predict_on_batch runs Keras's compiled inference function: about 4x faster than an eager call here
-        forward = self._interpreter if self._interpreter is not None else self._model.predict_on_batch
+        forward = self._interpreter if self._interpreter is not None else self.keras_model.predict_on_batch
         views = [x]
         if self.shift_tta:
             k = self.shift_tta
@@ -339,27 +381,88 @@ class FacialExpressionModel:
         return EMOTIONS_LIST[int(np.argmax(self.predict_proba(face[np.newaxis])[0]))]
 
 
+def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.ndarray,
+                   scores: np.ndarray | None = None) -> list[Face]:
+    """Crop every box of a uint8 grayscale frame to 48x48, classify all crops in one batch, and return
+    one ``Face`` per box, in the order of ``boxes`` (``scores``: the detector's confidences, or ``None``)."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    probabilities = model.predict_proba(crop_faces(gray, boxes, INPUT_SIZE))
+    return [Face(tuple(int(v) for v in box), p, None if scores is None else float(scores[i]))
+            for i, (box, p) in enumerate(zip(boxes, probabilities, strict=True))]
+
+
+@functools.cache
+def default_model() -> FacialExpressionModel:
+    """The shipped model (``MODEL_JSON`` + ``MODEL_WEIGHTS``, LiteRT, flip TTA), loaded once per process."""
+    return FacialExpressionModel(MODEL_JSON, MODEL_WEIGHTS)
+
+
+def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:
+    """The Keras model of the two files, checked (see ``FacialExpressionModel``'s errors)."""
+    keras = _import_keras()
+    try:
+        model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{json_path} is not a Keras model architecture: {exc}") from exc
+    if not isinstance(model, keras.Model):  # Keras returns unknown class names as a plain dict
+        raise ModelLoadError(f"{json_path} is not a Keras model architecture")
+    expected_in = (None, INPUT_SIZE, INPUT_SIZE, 1)
+    expected_out = (None, len(EMOTIONS_LIST))
+    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+        raise ModelLoadError(
+            f"{json_path} maps {model.input_shape} to {model.output_shape}; "
+            f"expected {expected_in} to {expected_out}")
+    try:
+        model.load_weights(weights_path)
+    except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
+        raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
+    log.info("loaded the Keras model %s (%d parameters)", model.name, model.count_params())
+    return model
+
+
+def _convert_to_litert(model: keras.Model) -> bytes:
+    """The int8 dynamic-range LiteRT flatbuffer of a Keras model (imports TensorFlow).
+
+    Raises:
+        ModelLoadError: the converter failed.
+    """
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its "Assets written to ..." lines
+    try:
+        # TensorFlow's C++ start-up lines (CUDA probing, absl) go to stderr directly; errors are raised
+        with _quiet_stderr(), tempfile.TemporaryDirectory() as folder:
+            import tensorflow as tf  # Keras's backend here
+
+            path = Path(folder) / "model.tflite"
+            model.export(str(path), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT])
+            return path.read_bytes()
+    except Exception as exc:  # the converter raises many kinds of errors
+        raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
+
+
 class _LiteRTRunner:
-    """An int8 dynamic-range LiteRT conversion of a Keras model, callable on float32 ``(N, 48, 48, 1)``.
+    """A LiteRT flatbuffer run by one interpreter, callable on float32 ``(N, 48, 48, 1)``.
 
     One interpreter behind a lock (an interpreter is not thread-safe; a call on a few faces takes about
     a millisecond), its input resized when the batch size changes.
+
+    Raises:
+        ModelLoadError: the flatbuffer cannot be read, or does not map ``(N, 48, 48, 1)`` to ``(N, 7)``.
     """
 
-    def __init__(self, model: keras.Model) -> None:
-        import tensorflow as tf  # Keras's backend here; imported late to keep ``import model`` light
+    def __init__(self, content: bytes) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "model.tflite"
-                model.export(str(path), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT])
-                content = path.read_bytes()
-        except Exception as exc:  # the converter raises many kinds of errors
-            raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
-        self._interpreter = Interpreter(model_content=content, num_threads=1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+            with _quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
+                self._interpreter = Interpreter(model_content=content, num_threads=1)
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"not a LiteRT model: {exc}") from exc
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if (len(inputs) != 1 or list(inputs[0]["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 1]
+                or len(outputs) != 1 or list(outputs[0]["shape"][1:]) != [len(EMOTIONS_LIST)]):
+            raise ModelLoadError("the LiteRT model does not map (N, 48, 48, 1) faces to 7 probabilities")
+        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
         self._batch = -1
         self._lock = threading.Lock()
 
@@ -373,6 +476,23 @@ class _LiteRTRunner:
             self._interpreter.set_tensor(self._input, x)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).copy()
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for the duration (C++ libraries print there directly)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _as_face_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

@@ -2,35 +2,35 @@
 
     python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS]
 
-Uses the stream's per-frame chain (``camera.FrameAnnotator``) on every frame, unpaced.
+The stream's frame path, unpaced: ``camera.VideoCamera`` (every frame, no loop), ``analysis.FaceAnalyzer``
+(full-frame searches in line, so a report does not depend on timing), ``drawing``.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import logging
-import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from camera import (
-    DETECT_EVERY,
-    EMOTION_COLORS,
-    FALLBACK_FPS,
-    SMOOTHING_HALF_LIFE,
-    FrameAnnotator,
-    SourceError,
-    make_face_detector,
-)
-from model import EMOTIONS_LIST, FacialExpressionModel
+from analysis import SMOOTHING_HALF_LIFE, FaceAnalyzer
+from camera import SourceError, VideoCamera
+from detection import DETECT_EVERY, make_face_detector
+from drawing import EMOTION_COLORS, draw_faces
+from faces import EMOTIONS_LIST, Face
+from model import FacialExpressionModel
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", *EMOTIONS_LIST, "emotion")
+
+
+def csv_row(index: int, seconds: float, face: Face) -> list:
+    """The report CSV's row (``CSV_COLUMNS``) of one tracked face of frame ``index`` at ``seconds``."""
+    return [index, f"{seconds:.3f}", face.id, *face.box, *(f"{p:.4f}" for p in face.probabilities), face.emotion]
 
 
 def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpressionModel,
@@ -40,25 +40,18 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     per face per frame: frame index, time in s, face id, box in pixels, the seven probabilities, the
     emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the faces, against time).
 
-    ``detector`` is one of ``camera.DETECTORS``; ``detect_every`` as for ``camera.FrameAnnotator``.
+    ``detector`` is one of ``detection.DETECTORS``; ``detect_every`` as for ``detection.FaceFinder``.
 
     Returns:
         The three paths, keyed ``"video"``, ``"csv"``, ``"plot"``.
 
     Raises:
         SourceError: the video cannot be opened or has no frame.
-        ValueError, RuntimeError: an unknown or unavailable detector (see ``camera.make_face_detector``).
+        ValueError, RuntimeError: an unknown or unavailable detector (see ``detection.make_face_detector``).
     """
     video, output_dir = Path(video), Path(output_dir)
-    annotator = FrameAnnotator(model, make_face_detector(detector), smoothing_half_life, detect_every)
-    capture = cv2.VideoCapture(str(video))
-    if not video.is_file() or not capture.isOpened():
-        capture.release()
-        raise SourceError(f"cannot open video {video}")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else FALLBACK_FPS
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    total = total if total > 0 else None
+    analyzer = FaceAnalyzer(model, make_face_detector(detector), smoothing_half_life, detect_every)
+    camera = VideoCamera(video, paced=False, loop=False)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",
              "plot": output_dir / f"{video.stem}_emotions.png"}
@@ -68,30 +61,26 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
         with paths["csv"].open("w", newline="") as csv_file:
             rows = csv.writer(csv_file)
             rows.writerow(CSV_COLUMNS)
-            # until read() fails: the container's frame count is only an estimate, used for the bar
-            for index in tqdm(itertools.count(), total=total, unit="frame", desc=video.name, disable=not progress):
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                faces = annotator(frame, 1.0 / fps)
+            # until the file ends: the container's frame count is only an estimate, used for the bar
+            for captured in tqdm(camera.frames(), total=camera.frame_count, unit="frame", desc=video.name,
+                                 disable=not progress):
+                frame = captured.frame
+                faces = analyzer(frame, 1.0 / camera.fps)
                 if writer is None:
-                    writer = cv2.VideoWriter(str(paths["video"]), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                    writer = cv2.VideoWriter(str(paths["video"]), cv2.VideoWriter_fourcc(*"mp4v"), camera.fps,
                                              (frame.shape[1], frame.shape[0]))
-                writer.write(frame)
-                seconds = index / fps
-                for face in faces:
-                    rows.writerow([index, f"{seconds:.3f}", face["id"], *face["box"],
-                                   *(f"{face['probabilities'][name]:.4f}" for name in EMOTIONS_LIST), face["emotion"]])
-                times.append(seconds)
-                mean_probabilities.append(
-                    np.mean([[f["probabilities"][n] for n in EMOTIONS_LIST] for f in faces], axis=0)
-                    if faces else np.full(len(EMOTIONS_LIST), np.nan))
+                writer.write(draw_faces(frame, faces))
+                rows.writerows(csv_row(captured.index, captured.time, face) for face in faces)
+                times.append(captured.time)
+                mean_probabilities.append(np.mean([face.probabilities for face in faces], axis=0)
+                                          if faces else np.full(len(EMOTIONS_LIST), np.nan))
     finally:
-        capture.release()
+        camera.release()
+        analyzer.close()
         if writer is not None:
             writer.release()
     if writer is None:
-        raise SourceError(f"no frame could be read from {video}")
+        raise SourceError(f"no frame could be read from {video.name}")
     plot_emotions(np.array(times), np.array(mean_probabilities), paths["plot"], title=video.name)
     log.info("wrote %s, %s and %s", *paths.values())
     return paths

@@ -1,9 +1,11 @@
-"""One background producer per video source, shared by every viewer, and the MJPEG generator.
+"""One background producer per video source, shared by every viewer, and the generators of the two
+streams a page reads: the MJPEG stream and the server-sent events of the faces.
 
-The design follows miguelgrinberg/flask-video-streaming (``base_camera.py``): a producer thread reads and
-annotates frames only while somebody watches; every viewer waits for the next frame on a shared
-condition (each viewer keeps its own last-seen frame number, so none misses a wake-up), and the thread
-stops by itself once no viewer is waiting and none has asked for a frame for ``idle_timeout`` seconds.
+The design follows miguelgrinberg/flask-video-streaming (``base_camera.py``): a producer thread runs a
+source's annotated stream (``analysis.annotated_stream``) only while somebody watches and publishes each
+frame's JPEG with its faces; every viewer waits for the next one on a shared condition (each viewer
+keeps its own last-seen number, so none misses a wake-up), and the thread stops by itself once no
+viewer is waiting and none has asked for a frame for ``idle_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -18,20 +20,28 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from drawing import message_jpeg
+from faces import Face, face_to_dict
+
 log = logging.getLogger(__name__)
 
 #: The multipart boundary of the MJPEG stream (``multipart/x-mixed-replace; boundary=frame``).
 BOUNDARY = "frame"
 
 
+#: What a producer runs: a callable that opens the source and returns an iterator of ``(jpeg, faces)``,
+#: one per frame, that ends or raises when the source does; it is closed when the producer stops.
+StreamFactory = Callable[[], Iterator[tuple[bytes, list[Face]]]]
+
+
 @dataclass(frozen=True)
-class Frame:
-    """One published frame: ``number`` counts from 1 per producer run; ``jpeg`` is the encoded image;
-    ``results`` is whatever the camera reported for it (the faces, as plain data)."""
+class Published:
+    """One published frame: ``number`` counts from 1 over the producer's life; ``jpeg`` the annotated
+    frame's JPEG bytes; ``faces`` the faces drawn on it."""
 
     number: int
     jpeg: bytes
-    results: list
+    faces: tuple[Face, ...]
 
 
 class SourceStopped(RuntimeError):
@@ -39,25 +49,25 @@ class SourceStopped(RuntimeError):
 
 
 class FrameProducer:
-    """Runs ``camera_factory()`` in a background thread while viewers ask for frames.
+    """Runs ``open_stream()`` in a background thread while viewers ask for frames.
 
     The thread stops, releasing the camera, after publishing a frame when no viewer is waiting for one
     and none has asked for ``idle_timeout`` seconds; the next viewer starts a new run. Frame numbers
     keep counting across runs, so a viewer coming back after a stop never waits for a number already used.
 
     Args:
-        camera_factory: builds the camera; the object needs ``get_frame() -> bytes``, ``release()`` and
-            may have ``results``. Called in the producer thread, so opening a source never blocks a request.
+        open_stream: a ``StreamFactory``; called in the producer thread, so opening a source never
+            blocks a request.
         idle_timeout: seconds, as above.
-        name: for logs.
+        name: the source's name, for logs.
     """
 
-    def __init__(self, camera_factory: Callable[[], object], idle_timeout: float = 5.0, name: str = "") -> None:
-        self._factory = camera_factory
+    def __init__(self, open_stream: StreamFactory, idle_timeout: float = 5.0, name: str = "") -> None:
+        self._open_stream = open_stream
         self.idle_timeout = idle_timeout
         self.name = name
         self._condition = threading.Condition()
-        self._frame: Frame | None = None  # the latest frame of the current run
+        self._frame: Published | None = None  # the latest frame of the current run
         self._number = 0  # frames published over this producer's life
         self._error: str | None = None
         self._thread: threading.Thread | None = None  # the running producer; None once it decided to stop
@@ -71,7 +81,7 @@ class FrameProducer:
         """Whether a producer thread is alive (including one that is releasing its camera)."""
         return self._last_thread is not None and self._last_thread.is_alive()
 
-    def wait_for_frame(self, after: int = 0, timeout: float = 10.0) -> Frame:
+    def wait_for_frame(self, after: int = 0, timeout: float = 10.0) -> Published:
         """Block until a frame numbered above ``after`` is published and return it.
 
         Starts a producer thread if none is running. Pass the ``number`` of the last frame you got
@@ -123,19 +133,20 @@ class FrameProducer:
     def _run(self, previous: threading.Thread | None) -> None:
         if previous is not None:
             previous.join()  # a webcam can be opened only once its last user has released it
-        camera = None
+        stream = None
         try:
-            camera = self._factory()
-            while True:
-                jpeg = camera.get_frame()
+            stream = self._open_stream()
+            for jpeg, faces in stream:
                 with self._condition:
                     self._number += 1
-                    self._frame = Frame(self._number, jpeg, list(getattr(camera, "results", [])))
+                    self._frame = Published(self._number, jpeg, tuple(faces))
                     self._condition.notify_all()
                     if self._stopping or (
                             self._waiting == 0 and time.monotonic() - self._last_request >= self.idle_timeout):
                         self._thread = None  # decided under the lock: a later viewer starts a new run
                         break
+            else:
+                raise SourceStopped(f"{self.name} ended")
             log.info("producer %s stopped: no viewer for %g s", self.name, self.idle_timeout)
         except Exception as exc:  # any failure of the source ends this run; viewers get the message
             log.warning("producer %s stopped: %s", self.name, exc)
@@ -144,8 +155,8 @@ class FrameProducer:
                 self._thread = None
                 self._condition.notify_all()
         finally:
-            if camera is not None:
-                camera.release()
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()  # a generator's finally: the source is released
             release_free_memory()
 
 
@@ -201,22 +212,22 @@ class ProducerRegistry:
         for producer in producers:
             producer.stop(timeout)
 
-    def get(self, key: str, camera_factory: Callable[[], object]) -> FrameProducer:
-        """The producer of ``key``, created with ``camera_factory`` if there is none yet."""
+    def get(self, key: str, open_stream: StreamFactory) -> FrameProducer:
+        """The producer of ``key``, created with ``open_stream`` if there is none yet."""
         with self._lock:
             producer = self._producers.get(key)
             if producer is None:
-                producer = self._producers[key] = FrameProducer(camera_factory, self.idle_timeout, name=key)
+                producer = self._producers[key] = FrameProducer(open_stream, self.idle_timeout, name=key)
             return producer
 
 
 def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
-                 message_frame: Callable[[str], bytes] | None = None) -> Iterator[bytes]:
+                 message: Callable[[str], bytes] = message_jpeg) -> Iterator[bytes]:
     """Yield the producer's frames as parts of a ``multipart/x-mixed-replace`` body.
 
     Each part is ``--frame``, ``Content-Type: image/jpeg`` and ``Content-Length`` headers, and the JPEG.
     When the source fails, or no frame comes within ``timeout`` seconds, the stream ends after one last
-    part ``message_frame(reason)`` if given (a picture of the message, so the viewer sees why). A viewer
+    part, the JPEG ``message(reason)`` (a picture of the message, so the viewer sees why). A viewer
     that disconnects simply stops iterating.
     """
     number = 0
@@ -225,8 +236,7 @@ def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
             frame = producer.wait_for_frame(number, timeout)
         except SourceStopped as exc:
             log.warning("stream of %s ended: %s", producer.name, exc)
-            if message_frame is not None:
-                yield _part(message_frame(f"Stream ended: {exc}"))
+            yield _part(message(f"Stream ended: {exc}"))
             return
         number = frame.number
         yield _part(frame.jpeg)
@@ -245,7 +255,8 @@ def result_events(producer: FrameProducer, max_rate: float = 5.0, timeout: float
             yield f"event: end\ndata: {json.dumps({'error': str(exc)})}\n\n"
             return
         number = frame.number
-        yield f"data: {json.dumps({'frame': frame.number, 'faces': frame.results})}\n\n"
+        faces = [face_to_dict(face) for face in frame.faces]
+        yield f"data: {json.dumps({'frame': frame.number, 'faces': faces})}\n\n"
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 

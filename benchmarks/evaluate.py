@@ -1,6 +1,6 @@
 """Accuracy of model files on a FER2013 split, and the classifier's cost per face on this CPU.
 
-    python benchmarks/evaluate.py [--data ../shared/fer2013/test] [--model model.json --weights model_weights.h5]
+    python -m benchmarks.evaluate [--data ../shared/fer2013/test] [--model model.json --weights model_weights.h5]
                                   [--no-tta] [--shift-tta 4] [--runtime litert|keras]
 
 Prints accuracy, per-class recall, the parameter count, and milliseconds per face for batches of 1 and
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from model import EMOTIONS_LIST, RUNTIMES, FacialExpressionModel, load_fer2013_split
 
-from model import EMOTIONS_LIST, RUNTIMES, FacialExpressionModel, load_fer2013_split  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> float:

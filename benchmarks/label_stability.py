@@ -1,8 +1,8 @@
 """How often the shown label of a face changes per second, with and without smoothing.
 
-    python benchmarks/label_stability.py [VIDEO ...] [--half-lives 0,0.3,0.6]
+    python -m benchmarks.label_stability [VIDEO ...] [--half-lives 0,0.3,0.6]
 
-Runs the stream's per-frame chain (``camera.FrameAnnotator``) over every frame of each video, unpaced,
+Runs the stream's per-frame chain (``analysis.FaceAnalyzer``) over every frame of each video, unpaced,
 and counts, for every tracked face, the frames whose label differs from the face's label in the frame
 before; the rate is changes per second of tracked face time (changes / (face-frames / fps)).
 """
@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from analysis import FaceAnalyzer
+from camera import FALLBACK_FPS
+from detection import load_face_detector
+from model import default_model
 
-from camera import FALLBACK_FPS, FrameAnnotator, default_model, load_face_detector  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def label_changes(video: Path, half_life: float, model) -> dict:
     capture = cv2.VideoCapture(str(video))
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and fps >= 1 else FALLBACK_FPS
-    annotator = FrameAnnotator(model, load_face_detector(), half_life)
+    analyzer = FaceAnalyzer(model, load_face_detector(), half_life)
     last_label: dict[int, str] = {}
     changes = face_frames = frames = 0
     while True:
@@ -34,11 +35,11 @@ def label_changes(video: Path, half_life: float, model) -> dict:
         if not ok:
             break
         frames += 1
-        for face in annotator(frame, 1.0 / fps):
+        for face in analyzer(frame, 1.0 / fps):
             face_frames += 1
-            previous = last_label.get(face["id"])
-            changes += previous is not None and previous != face["emotion"]
-            last_label[face["id"]] = face["emotion"]
+            previous = last_label.get(face.id)
+            changes += previous is not None and previous != face.emotion
+            last_label[face.id] = face.emotion
     capture.release()
     face_seconds = face_frames / fps
     return {"video": video.name, "half_life_s": half_life, "frames": frames, "faces_tracked": len(last_label),

@@ -1,6 +1,6 @@
 """Load test: N concurrent viewers of one source for T seconds against a server this script starts.
 
-    python benchmarks/load.py [--viewers 20] [--seconds 60] [--video PATH] [--settle 15]
+    python -m benchmarks.load [--viewers 20] [--seconds 60] [--video PATH] [--settle 15]
 
 Starts ``main.py --source VIDEO`` on a free loopback port, samples the server's RSS, thread count and
 CPU time (cold, then as the baseline after one 3-s viewer has come and gone), holds ``--viewers`` MJPEG

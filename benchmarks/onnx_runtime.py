@@ -4,7 +4,7 @@ Needs packages the app does not, so it runs in a virtual environment of its own:
 
     python3 -m venv /tmp/ortvenv
     /tmp/ortvenv/bin/pip install -r requirements.txt onnxruntime onnx tf2onnx sympy
-    /tmp/ortvenv/bin/python benchmarks/onnx_runtime.py [--repeats 300] [--out /tmp/ortwork]
+    /tmp/ortvenv/bin/python -m benchmarks.onnx_runtime [--repeats 300] [--out /tmp/ortwork]
 
 Builds in --out: model_f32.onnx (keras model.export(format="onnx")), model_dyn_qint8.onnx and
 model_dyn_quint8.onnx (onnxruntime.quantization.quantize_dynamic), model_static_qdq.onnx (quantize_static,
@@ -24,16 +24,13 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static  # noqa: E402
-from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+import numpy as np  # noqa: E402 (after the settings above)
+import onnxruntime as ort  # noqa: E402 (after the settings above)
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static  # noqa: E402 (after the settings above)
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402 (after the settings above)
 
-from model import FacialExpressionModel, load_fer2013_split  # noqa: E402
+from model import ROOT, FacialExpressionModel, load_fer2013_split  # noqa: E402 (after the settings above)
 
 MODEL, WEIGHTS = str(ROOT / "model.json"), str(ROOT / "model_weights.h5")
 TEST, TRAIN = ROOT.parent / "shared" / "fer2013" / "test", ROOT.parent / "shared" / "fer2013" / "train"

@@ -1,6 +1,6 @@
 """Per-stage cost of the annotation pipeline on a real video, against the course's loop and `fer`.
 
-    python benchmarks/pipeline.py [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
+    python -m benchmarks.pipeline [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
 
 Every pipeline reads the same frames of the same file, in one process, as fast as it can (``app-live``
 alone is paced, see below):
@@ -10,7 +10,7 @@ detection on every frame, and each pipeline's frames/s relative to the app's.
 
 The recall reference is the app's detector (scale 1.2, 5 neighbours) run on every frame at full
 resolution, searching the same face sizes as the app: from 30 px, times the app's downscaling factor
-for frames over ``camera.DETECT_MAX_PIXELS``. A reference face counts as found when a face shown on
+for frames over ``detection.DETECT_MAX_PIXELS``. A reference face counts as found when a face shown on
 that frame overlaps it with an IoU of at least 0.4. Haar flickers (a face found on one frame is missed
 on the next), so the reference's recall of itself one frame later is printed too, as the noise floor of
 this measure. The precision is the share of faces shown that overlap a reference face in the same way
@@ -18,8 +18,8 @@ this measure. The precision is the share of faces shown that overlap a reference
 the recall of the *steady* reference faces is printed too: those the reference also finds on the frames
 just before and after.
 
-- ``app``: this project's stream pipeline, ``camera.FrameAnnotator`` with its defaults (full-frame
-  detection on every ``camera.DETECT_EVERY``-th frame and on scene changes, the faces followed by
+- ``app``: this project's stream pipeline, ``analysis.FaceAnalyzer`` with its defaults (full-frame
+  detection on every ``detection.DETECT_EVERY``-th frame and on scene changes, the faces followed by
   template matching between, classification of every frame with the LiteRT int8 model).
 - ``app-live``: the same as the live stream runs it: the frames paced at the source's frame rate (as a
   webcam or ``VideoCamera`` delivers them) and the full-frame searches moved to a worker thread if
@@ -46,7 +46,6 @@ import json
 import math
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,22 +53,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from analysis import FaceAnalyzer
+from camera import FALLBACK_FPS
+from detection import DETECT_EVERY, DETECT_MAX_PIXELS, detect_faces, load_face_detector, make_face_detector
+from drawing import draw_faces, encode_jpeg
+from faces import box_iou
+from model import EMOTIONS_LIST, FacialExpressionModel, default_model
 
-from camera import (  # noqa: E402
-    DETECT_EVERY,
-    DETECT_MAX_PIXELS,
-    FALLBACK_FPS,
-    FrameAnnotator,
-    default_model,
-    detect_faces,
-    encode_jpeg,
-    load_face_detector,
-    make_face_detector,
-)
-from model import EMOTIONS_LIST, FacialExpressionModel  # noqa: E402
-from tracking import box_iou  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STAGES = ("decode", "detect", "classify", "draw", "encode")
 
@@ -170,16 +161,19 @@ def run(video: Path, frames: int, process, pace_fps: float | None = None) -> tup
 
 
 def app_pipeline(model, fps: float, detector: str = "haar", **options):
-    """This project's stream chain, ``camera.FrameAnnotator`` (``options`` go to it), then JPEG encoding."""
-    annotator = FrameAnnotator(model, make_face_detector(detector), **options)
+    """This project's stream chain, ``analysis.FaceAnalyzer`` (``options`` go to it), drawing, then JPEG
+    encoding (as ``analysis.annotated_stream``)."""
+    analyzer = FaceAnalyzer(model, make_face_detector(detector), **options)
 
     def process(frame, timer):
-        results = annotator(frame, 1.0 / fps, lap=timer.lap)
+        faces = analyzer(frame, 1.0 / fps, lap=timer.lap)
+        draw_faces(frame, faces)
+        timer.lap("draw")
         encode_jpeg(frame)
         timer.lap("encode")
-        return [r["box"] for r in results]
+        return [face.box for face in faces]
 
-    process.close = annotator.close
+    process.close = analyzer.close
     return process
 
 
@@ -257,7 +251,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=None, help="upscale the video to this many rows first")
     parser.add_argument("--pipelines", default="app,app-every-frame,app-keras,course,fer")
     parser.add_argument("--detect-every", type=int, default=DETECT_EVERY,
-                        help="the app's full-frame detection interval (camera.DETECT_EVERY by default)")
+                        help="the app's full-frame detection interval (detection.DETECT_EVERY by default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     video = args.video or default_video()
@@ -269,7 +263,7 @@ def main() -> None:
     source_fps = source_fps if math.isfinite(source_fps) and source_fps >= 1 else FALLBACK_FPS
     capture.release()
     model = default_model()
-    keras_model = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", runtime="keras")
+    keras_model = FacialExpressionModel(runtime="keras")
     for m in (model, keras_model):
         m.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up
     reference, reference_min = reference_boxes(video, args.frames)

@@ -19,25 +19,25 @@ run() {  # run NAME COMMAND...: print and keep the output, without the libraries
   echo "== $name: $*"
   { echo "\$ $*"; "$@" 2>&1 | grep -v -E '^(I0000|W0000|E0000|WARNING: All log|INFO: Created TensorFlow)'; } | tee "$OUT/$name.txt"
 }
-run evaluate-litert "$PY" benchmarks/evaluate.py
-run evaluate-keras "$PY" benchmarks/evaluate.py --runtime keras
-run evaluate-litert-ten-crop "$PY" benchmarks/evaluate.py --shift-tta 4
-run evaluate-litert-no-tta "$PY" benchmarks/evaluate.py --no-tta
-run pipeline-woman2 "$PY" benchmarks/pipeline.py --video "$MEDIA/fer_woman2.mp4" \
+run evaluate-litert "$PY" -m benchmarks.evaluate
+run evaluate-keras "$PY" -m benchmarks.evaluate --runtime keras
+run evaluate-litert-ten-crop "$PY" -m benchmarks.evaluate --shift-tta 4
+run evaluate-litert-no-tta "$PY" -m benchmarks.evaluate --no-tta
+run pipeline-woman2 "$PY" -m benchmarks.pipeline --video "$MEDIA/fer_woman2.mp4" \
     --pipelines app,app-live,app-every-frame,app-keras,app-hog,course,fer
-run pipeline-hamilton "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" \
+run pipeline-hamilton "$PY" -m benchmarks.pipeline --video "$MEDIA/fr_short_hamilton_clip.mp4" \
     --pipelines app,app-live,app-every-frame,app-keras,app-hog,course
-run pipeline-hamilton-1080p "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" --height 1080 \
+run pipeline-hamilton-1080p "$PY" -m benchmarks.pipeline --video "$MEDIA/fr_short_hamilton_clip.mp4" --height 1080 \
     --pipelines app,app-live,app-every-frame,app-hog,course
 for k in 2 4; do
-  run "pipeline-hamilton-detect-every-$k" "$PY" benchmarks/pipeline.py --video "$MEDIA/fr_short_hamilton_clip.mp4" \
+  run "pipeline-hamilton-detect-every-$k" "$PY" -m benchmarks.pipeline --video "$MEDIA/fr_short_hamilton_clip.mp4" \
       --pipelines app --detect-every "$k"
 done
-run label-stability "$PY" benchmarks/label_stability.py "$MEDIA/fer_woman2.mp4" "$MEDIA/fr_short_hamilton_clip.mp4"
-run load-1 "$PY" benchmarks/load.py --viewers 1 --seconds 30 --settle 5
-run load-10 "$PY" benchmarks/load.py --viewers 10 --seconds 30 --settle 5
-run load-20 "$PY" benchmarks/load.py --viewers 20 --seconds 60 --settle 15
+run label-stability "$PY" -m benchmarks.label_stability "$MEDIA/fer_woman2.mp4" "$MEDIA/fr_short_hamilton_clip.mp4"
+run load-1 "$PY" -m benchmarks.load --viewers 1 --seconds 30 --settle 5
+run load-10 "$PY" -m benchmarks.load --viewers 10 --seconds 30 --settle 5
+run load-20 "$PY" -m benchmarks.load --viewers 20 --seconds 60 --settle 15
 # the stream of a 1920x1080 file, as a viewer receives it (the Hamilton clip upscaled, as pipeline.py --height does)
-HD=$("$PY" -c 'import sys; sys.path.insert(0, "benchmarks"); from pathlib import Path; from pipeline import upscaled_copy; print(upscaled_copy(Path(sys.argv[1]), 1080, 100000))' \
+HD=$("$PY" -c 'import sys; from pathlib import Path; from benchmarks.pipeline import upscaled_copy; print(upscaled_copy(Path(sys.argv[1]), 1080, 100000))' \
      "$MEDIA/fr_short_hamilton_clip.mp4" 2>/dev/null | tail -1)
-run load-1-1080p "$PY" benchmarks/load.py --viewers 1 --seconds 30 --settle 5 --video "$HD"
+run load-1-1080p "$PY" -m benchmarks.load --viewers 1 --seconds 30 --settle 5 --video "$HD"

@@ -1,6 +1,6 @@
 """PublicTest accuracy of trained weights before and after ``recalibrate_batch_norm``, and of combinations.
 
-    python benchmarks/snapshots.py WEIGHTS [WEIGHTS ...] [--model model.json] [--data ../shared/fer2013]
+    python -m benchmarks.snapshots WEIGHTS [WEIGHTS ...] [--model model.json] [--data ../shared/fer2013]
 
 For each weights file (all of the architecture in ``--model``): accuracy with flip TTA and without, with
 the stored batch-norm statistics and after recomputing them on the training split (shuffled with seed 0,
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
-from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

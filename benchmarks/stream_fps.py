@@ -1,6 +1,6 @@
 """Measure the frame rate a viewer receives from a running server's MJPEG stream.
 
-    python benchmarks/stream_fps.py [--url http://127.0.0.1:5000/video_feed?source=NAME] [--seconds 20]
+    python -m benchmarks.stream_fps [--url http://127.0.0.1:5000/video_feed?source=NAME] [--seconds 20]
 
 Reads the stream for a bounded time (loopback by default) and prints frames received, frames/s and the
 mean JPEG size. The first second is skipped (producer start-up).

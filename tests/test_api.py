@@ -6,9 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, iou, requires_media
+from helpers import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, read_jpeg_frames, requires_media
 from PIL import Image
 
+from faces import box_iou as iou
 from images import ImageError, decode_image
 from model import EMOTIONS_LIST
 
@@ -132,29 +133,19 @@ def test_decode_image_raises_image_error():
         decode_image(b"")
 
 
-def test_the_hog_detector_serves_photos_and_streams(fer_model, face_video, tmp_path):
-    from conftest import read_jpeg_frames
-
-    from main import create_app
-
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    (videos / "clip.mp4").write_bytes(face_video[0].read_bytes())
-    client = create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0,
-                         "DETECTOR": "hog"}).test_client()
+def test_the_hog_detector_serves_photos_and_streams(make_app, face_video):
+    client = make_app(DETECTOR="hog").test_client()
     response = client.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png")
     assert response.status_code == 200
     assert max(iou(face["box"], ASTRONAUT_FACE) for face in response.get_json()["faces"]) > 0.5
-    frames = read_jpeg_frames(client.get("/video_feed?source=clip.mp4", buffered=False), 3)
+    frames = read_jpeg_frames(client.get(f"/video_feed?source={face_video[0].name}", buffered=False), 3)
     assert len(frames) == 3 and all(f is not None for f in frames)
 
 
 @pytest.mark.parametrize("detector", ["yunet", ""])
-def test_an_unknown_detector_stops_the_start(fer_model, tmp_path, detector):
-    from main import create_app
-
+def test_an_unknown_detector_stops_the_start(make_app, detector):
     with pytest.raises(ValueError, match="unknown face detector"):
-        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "DETECTOR": detector})
+        make_app(DETECTOR=detector)
 
 
 @requires_media
@@ -177,6 +168,9 @@ def test_the_openapi_description_matches_real_answers(client):
 
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
+    schemas = spec["components"]["schemas"]  # the static document names the model's seven labels
+    assert schemas["Face"]["properties"]["emotion"]["enum"] == list(EMOTIONS_LIST)
+    assert schemas["Probabilities"]["required"] == list(EMOTIONS_LIST)
     operation = spec["paths"]["/api/predict"]["post"]
     assert set(operation["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
     assert {"200", "400", "413", "415"} <= set(operation["responses"])

@@ -6,11 +6,12 @@ import shutil
 import time
 
 import pytest
-from conftest import astronaut_bgr
+from helpers import astronaut_bgr
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test requirement")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")]
 
 # the flags this sandbox needs: no GPU, no network but loopback, root without a sandbox
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -25,11 +26,11 @@ def wait_until(condition, seconds=20.0):
 
 
 @pytest.fixture()
-def page(server):
+def page(live_server):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(server + "/")
+        page.goto(live_server + "/")
         yield page
         browser.close()
 

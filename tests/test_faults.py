@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,9 +14,7 @@ import urllib.request
 
 import cv2
 import pytest
-from conftest import ROOT, astronaut_bgr, free_port, read_jpeg_frames
-
-from main import create_app
+from helpers import ROOT, astronaut_bgr, free_port, read_jpeg_frames, start_server
 
 #: Frames a test reads at most before it expects the stream to have ended (the test video has 40).
 MAX_FRAMES = 200
@@ -27,17 +26,17 @@ def frames_until_the_end(response) -> list:
 
 
 def is_message_frame(image) -> bool:
-    """The app's message frame: white text on a dark background (see main.message_frame)."""
+    """The app's message frame: white text on a dark background (see drawing.message_jpeg)."""
     return image is not None and image.mean() < 60 and image.max() > 200
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
-def test_a_video_damaged_while_it_streams_ends_with_a_message(fer_model, face_video, tmp_path, damage):
-    videos = tmp_path / "videos"
+def test_a_video_damaged_while_it_streams_ends_with_a_message(make_app, face_video, tmp_path, damage):
+    videos = tmp_path / "damaged"
     videos.mkdir()
     video = videos / "clip.mp4"
     shutil.copy(face_video[0], video)
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": videos, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0})
+    app = make_app(VIDEOS_DIR=videos)
     client = app.test_client()
     response = client.get("/video_feed?source=clip.mp4", buffered=False)
     chunks = iter(response.response)
@@ -84,13 +83,13 @@ class FailingWebcam:
         pass
 
 
-def test_a_webcam_that_fails_mid_stream_ends_with_a_message(fer_model, tmp_path, monkeypatch):
+def test_a_webcam_that_fails_mid_stream_ends_with_a_message(make_app, tmp_path, monkeypatch):
     real = cv2.VideoCapture
     monkeypatch.setattr(cv2, "VideoCapture", lambda source, *a: FailingWebcam(source) if isinstance(source, int)
                         else real(source, *a))
     # an idle timeout far above the test's length: a viewer that stalls for a moment must not end the run
     # (a new run would open a second FailingWebcam and deliver its frames too)
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 0, "IDLE_TIMEOUT": 60.0})
+    app = make_app(VIDEOS_DIR=tmp_path, WEBCAM_INDEX=0, IDLE_TIMEOUT=60.0)
     client = app.test_client()
     images = frames_until_the_end(client.get("/video_feed?source=webcam", buffered=False))
     assert 1 < len(images) <= FailingWebcam.frames + 1  # the webcam's frames (those not dropped), the message
@@ -99,6 +98,7 @@ def test_a_webcam_that_fails_mid_stream_ends_with_a_message(fer_model, tmp_path,
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, message", [("missing", "model file not found"),
                                             ("corrupt json", "is not a Keras model architecture"),
                                             ("corrupt weights", "does not hold weights")])
@@ -109,8 +109,8 @@ def test_a_model_that_cannot_be_loaded_stops_the_start_with_an_error(face_video,
         shutil.copy(ROOT / "model_weights.h5", weights)
         damaged = model_json if fault == "corrupt json" else weights
         damaged.write_bytes(damaged.read_bytes()[:300])
-    script = ("import sys, main; main.DEFAULT_CONFIG.update(MODEL_JSON=sys.argv[1], MODEL_WEIGHTS=sys.argv[2]); "
-              "sys.exit(main.main(['--source', sys.argv[3], '--port', sys.argv[4]]))")
+    script = ("import sys, main, server; server.DEFAULT_CONFIG.update(MODEL_JSON=sys.argv[1], "
+              "MODEL_WEIGHTS=sys.argv[2]); sys.exit(main.main(['--source', sys.argv[3], '--port', sys.argv[4]]))")
     done = subprocess.run([sys.executable, "-c", script, str(model_json), str(weights), str(face_video[0]),
                            str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
@@ -133,30 +133,50 @@ def test_query_parameters_of_the_wrong_type_get_a_4xx(client, query):
     assert client.get("/?" + query).status_code in (200, 404)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_and_releases_the_sources(face_video, tmp_path):
-    port = free_port()
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(face_video[0]),
-                                    "--port", str(port)], cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-            while True:
-                try:
-                    stream = urllib.request.urlopen(base + "/video_feed", timeout=10)
-                    break
-                except OSError:
-                    assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.3)
-            assert stream.read(1000)  # a viewer is watching: the video is open
-            os.kill(process.pid, signal.SIGTERM)
-            assert process.wait(timeout=30) == 0
-            stream.close()
-        finally:
-            if process.poll() is None:
-                process.kill()
+    process, base = start_server(["--source", str(face_video[0])], log_path)
+    try:
+        stream = urllib.request.urlopen(base + "/video_feed", timeout=10)
+        assert stream.read(1000)  # a viewer is watching: the video is open
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        stream.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
     log = log_path.read_text()
     assert "shutting down: releasing the video sources" in log
     assert "Traceback" not in log
     errors = [line for line in log.splitlines() if re.match(r"\d{4}-\d\d-\d\d \S+ ERROR ", line)]  # main's format
     assert not errors, errors
+
+
+@pytest.mark.slow
+def test_a_busy_port_is_one_clear_line_and_status_1(face_video):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--source", str(face_video[0]), "--port",
+                               str(port)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "in use" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_a_second_start_is_quiet_and_does_not_import_tensorflow(face_video, tmp_path):
+    """The LiteRT conversion is cached beside the weights: a start after the first never imports
+    TensorFlow and prints only the app's own log lines."""
+    log_path = tmp_path / "server.log"
+    for _ in range(2):  # the first start may convert (in a fresh clone); the second must not
+        process, base = start_server(["--source", str(face_video[0])], log_path)
+        assert urllib.request.urlopen(base + "/", timeout=5).status == 200
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    lines = log_path.read_text().splitlines()
+    own = re.compile(r"\d{4}-\d\d-\d\d \S+ (INFO|WARNING) (main|model|server\S*|camera|streaming|analysis): ")
+    assert all(own.match(line) for line in lines), [line for line in lines if not own.match(line)]
+    assert not any("Keras model" in line or "LiteRT conversion" in line for line in lines)

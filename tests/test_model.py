@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FER_DIR, ROOT, requires_fer
+from helpers import FER_DIR, ROOT, requires_fer
 
 from model import (
     EMOTIONS_LIST,
@@ -134,6 +134,7 @@ def test_exported_json_is_keras_json():
 
 
 @requires_fer
+@pytest.mark.slow  # the whole PublicTest split or a whole real clip
 def test_publictest_accuracy(fer_model):
     """The shipped model's accuracy on FER2013 PublicTest: 68.57% measured (README), so a model that
     lost more than half a point, e.g. shipped without its recalibrated BatchNormalization statistics
@@ -182,7 +183,7 @@ def keras_model():
 def real_faces() -> np.ndarray:
     """48x48 crops of real faces: the astronaut, mirrored, shifted, darker and with more contrast."""
     import cv2
-    from conftest import ASTRONAUT_FACE, astronaut_bgr
+    from helpers import ASTRONAUT_FACE, astronaut_bgr
 
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
     x, y, w, h = ASTRONAUT_FACE
@@ -203,6 +204,7 @@ def test_fast_path_gives_the_keras_labels(fer_model, keras_model):
 
 
 @requires_fer
+@pytest.mark.slow  # the whole PublicTest split or a whole real clip
 def test_fast_path_keeps_the_publictest_labels(fer_model, keras_model):
     """On 700 PublicTest faces (100 per class) the two runtimes agree on at least 98% of the labels."""
     import cv2

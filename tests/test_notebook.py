@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, astronaut_bgr
+from helpers import ROOT, astronaut_bgr
 
 from model import EMOTIONS_LIST, FacialExpressionModel
 
@@ -26,6 +26,7 @@ def make_tiny_fer(root, per_class):
                 cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture, crop, parameters", [
     (None, 40, 5_744_711),  # the default: the shipped model's recipe
     ("course", None, 4_478_727),  # the course's CNN, one parameter away
@@ -42,6 +43,7 @@ def test_notebook_trains_and_exports(tmp_path, architecture, crop, parameters):
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, 7)
+    assert len(list(out.glob("model_weights.*.tflite"))) == 1  # the LiteRT conversion, cached by the notebook
     assert model.keras_model.count_params() == parameters
     metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
     assert metrics["crop"] == crop and metrics["parameters"] == parameters

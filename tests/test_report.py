@@ -4,7 +4,7 @@ import csv
 
 import cv2
 import pytest
-from conftest import MEDIA_DIR, requires_media
+from helpers import MEDIA_DIR, requires_media
 
 from main import main
 from model import EMOTIONS_LIST
@@ -52,6 +52,7 @@ def label_changes_per_face_second(rows: list[dict], fps: float) -> float:
 
 
 @requires_media
+@pytest.mark.slow  # a whole real clip, twice
 def test_annotate_a_real_clip_with_and_without_smoothing(fer_model, tmp_path):
     """On the real talking-head clip: a face in most frames, one face id for most of it, and smoothing
     makes the shown label change less often."""

@@ -6,9 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import MEDIA_DIR, read_jpeg_frames, requires_media
+from helpers import MEDIA_DIR, read_jpeg_frames, requires_media
 
-from main import create_app
 from streaming import BOUNDARY
 
 
@@ -79,8 +78,8 @@ def test_symlink_out_of_videos_is_not_served(app, client, tmp_path):
     assert "link.mp4" not in client.get("/").get_data(as_text=True)
 
 
-def test_no_source_at_all(fer_model, tmp_path):
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "TESTING": True})
+def test_no_source_at_all(make_app, tmp_path):
+    app = make_app(VIDEOS_DIR=tmp_path)
     client = app.test_client()
     page = client.get("/")
     assert page.status_code == 200
@@ -89,6 +88,8 @@ def test_no_source_at_all(fer_model, tmp_path):
 
 
 def test_missing_model_fails_at_start(tmp_path):
+    from server import create_app
+
     with pytest.raises(FileNotFoundError):
         create_app({"MODEL_JSON": tmp_path / "model.json", "WEBCAM_INDEX": None})
 
@@ -110,13 +111,13 @@ def test_a_broken_video_ends_the_stream_with_a_message_frame(app, client, conten
     assert client.get("/").status_code == 200  # the server goes on serving
 
 
-def test_a_webcam_that_does_not_open_is_not_offered(fer_model, face_video, tmp_path):
+def test_a_webcam_that_does_not_open_is_not_offered(make_app, tmp_path):
     from camera import SourceError
 
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 99})
+    app = make_app(VIDEOS_DIR=tmp_path, WEBCAM_INDEX=99)
     assert "webcam" not in app.test_client().get("/").get_data(as_text=True).split("<main>")[0]
     with pytest.raises(SourceError, match="webcam 99"):
-        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": 99, "SOURCE": "webcam"})
+        make_app(VIDEOS_DIR=tmp_path, WEBCAM_INDEX=99, SOURCE="webcam")
 
 
 @pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
@@ -172,9 +173,8 @@ def test_events_of_a_broken_video_end_with_the_reason(app, client):
     assert body.startswith("event: end\ndata: ") and "broken.mp4" in body
 
 
-def test_a_file_given_as_the_source_is_offered_by_name_only(fer_model, face_video, tmp_path):
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None,
-                      "SOURCE": str(face_video[0]), "IDLE_TIMEOUT": 1.0})
+def test_a_file_given_as_the_source_is_offered_by_name_only(make_app, face_video, tmp_path):
+    app = make_app(VIDEOS_DIR=tmp_path, SOURCE=str(face_video[0]))
     client = app.test_client()
     html = client.get("/").get_data(as_text=True)
     assert '<img id="stream" src="/video_feed?source=astronaut.mp4"' in html
@@ -183,12 +183,11 @@ def test_a_file_given_as_the_source_is_offered_by_name_only(fer_model, face_vide
     assert client.get(f"/video_feed?source={face_video[0]}").status_code == 404
 
 
-def test_a_missing_file_as_the_source_fails_at_start(fer_model, tmp_path):
+def test_a_missing_file_as_the_source_fails_at_start(make_app, tmp_path):
     from camera import SourceError
 
     with pytest.raises(SourceError, match="not found"):
-        create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None,
-                    "SOURCE": str(tmp_path / "x.mp4")})
+        make_app(VIDEOS_DIR=tmp_path, SOURCE=str(tmp_path / "x.mp4"))
 
 
 def test_security_headers(client):
@@ -199,10 +198,10 @@ def test_security_headers(client):
 
 
 @requires_media
-def test_live_probabilities_of_the_real_talking_head_clip(fer_model, tmp_path):
+def test_live_probabilities_of_the_real_talking_head_clip(make_app, tmp_path):
     """The stream of the real clip and its live probabilities: one tracked face whose id persists."""
     shutil.copy(MEDIA_DIR / "videos" / "fer_woman2.mp4", tmp_path / "woman.mp4")  # videos/ lists no symlinks
-    app = create_app({"MODEL": fer_model, "VIDEOS_DIR": tmp_path, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0})
+    app = make_app(VIDEOS_DIR=tmp_path)
     client = app.test_client()
     response = client.get("/events?source=woman.mp4", buffered=False)
     events = read_events(response, 10)
@@ -214,3 +213,23 @@ def test_live_probabilities_of_the_real_talking_head_clip(fer_model, tmp_path):
         assert sum(probabilities.values()) == pytest.approx(1, abs=2e-3)
     frames = read_jpeg_frames(client.get("/video_feed?source=woman.mp4", buffered=False), 2)
     assert all(f.shape == (336, 596, 3) for f in frames)
+
+
+def test_help_lists_both_commands(capsys):
+    from main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "serve" in out and "annotate" in out
+
+
+@pytest.mark.parametrize("argv", [["--smoothing", "-1"], ["--port", "0"], ["--threads", "0"], ["--runtime", "onnx"],
+                                  ["annotate"], ["frobnicate"]])
+def test_bad_options_are_usage_errors(argv, capsys):
+    from main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "error:" in capsys.readouterr().err

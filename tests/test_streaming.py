@@ -1,4 +1,4 @@
-"""FrameProducer with a fake camera: sharing, idle stop, restart numbering, slow sources, failures."""
+"""FrameProducer with a fake stream: sharing, idle stop, restart numbering, slow sources, failures."""
 
 import threading
 import time
@@ -8,30 +8,36 @@ import pytest
 from streaming import FrameProducer, SourceStopped, mjpeg_stream
 
 
-class FakeCamera:
-    opened = 0
+class FakeStream:
+    """Stands in for ``analysis.annotated_stream``: ``(jpeg, faces)`` every ``delay`` s, an error after
+    ``fail_after`` frames, and ``released`` once closed (as the generator releases its camera)."""
 
-    def __init__(self, delay=0.01, fail_after=None):
-        FakeCamera.opened += 1
-        self.delay, self.fail_after, self.count, self.released = delay, fail_after, 0, False
-        self.results = []
+    def __init__(self, delay=0.01, fail_after=None, frames=None):
+        self.delay, self.fail_after, self.frames, self.count, self.released = delay, fail_after, frames, 0, False
 
-    def get_frame(self):
+    def __iter__(self):
+        return self
+
+    def __next__(self):
         time.sleep(self.delay)
+        if self.frames is not None and self.count >= self.frames:
+            self.released = True
+            raise StopIteration
         self.count += 1
         if self.fail_after is not None and self.count > self.fail_after:
+            self.released = True
             raise OSError("camera unplugged")
-        return b"jpeg%d" % self.count
+        return b"jpeg%d" % self.count, []
 
-    def release(self):
+    def close(self):
         self.released = True
 
 
-def make(delay=0.01, fail_after=None, idle_timeout=0.3):
+def make(delay=0.01, fail_after=None, idle_timeout=0.3, frames=None):
     cameras = []
 
     def factory():
-        cameras.append(FakeCamera(delay, fail_after))
+        cameras.append(FakeStream(delay, fail_after, frames))
         return cameras[-1]
 
     return FrameProducer(factory, idle_timeout=idle_timeout, name="fake"), cameras
@@ -123,10 +129,17 @@ def test_a_source_with_no_frame_times_out():
 
 def test_mjpeg_stream_ends_with_the_message_frame():
     producer, _ = make(fail_after=2)
-    parts = list(mjpeg_stream(producer, message_frame=lambda text: text.encode()))
+    parts = list(mjpeg_stream(producer, message=lambda text: text.encode()))
     assert len(parts) == 3
     assert parts[0].startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n\r\njpeg1")
     assert b"Stream ended: camera unplugged" in parts[-1]
+
+
+def test_a_stream_that_ends_tells_its_viewers():
+    producer, cameras = make(frames=3)
+    errors = []
+    watch_until_stopped(producer, errors)
+    assert errors == ["fake ended"] and cameras[0].released
 
 
 def test_stop_releases_the_camera_and_tells_waiting_viewers():

@@ -2,22 +2,23 @@
 
 import itertools
 
+import numpy as np
 import pytest
 
-from model import EMOTIONS_LIST
-from tracking import FaceTracker, box_iou
+from faces import EMOTIONS_LIST, Face, box_iou
+from tracking import FaceTracker
 
 
 def face(box, emotion, p=0.6):
     rest = (1 - p) / (len(EMOTIONS_LIST) - 1)
-    return {"box": list(box), "emotion": emotion,
-            "probabilities": {name: (p if name == emotion else rest) for name in EMOTIONS_LIST}}
+    return Face(tuple(box), np.array([p if name == emotion else rest for name in EMOTIONS_LIST], np.float32))
 
 
 def test_box_iou():
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1
     assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0
     assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0
 
 
 def test_ids_follow_moving_faces_and_new_faces_get_new_ids():
@@ -25,20 +26,20 @@ def test_ids_follow_moving_faces_and_new_faces_get_new_ids():
     first = tracker.update([face((100, 100, 50, 50), "happy"), face((300, 100, 50, 50), "sad")], dt=0.04)
     second = tracker.update([face((305, 102, 50, 50), "sad"), face((104, 101, 50, 50), "happy"),
                              face((500, 300, 40, 40), "fear")], dt=0.04)
-    assert [f["id"] for f in first] == [1, 2]
-    assert [f["id"] for f in second] == [2, 1, 3]
+    assert [f.id for f in first] == [1, 2]
+    assert [f.id for f in second] == [2, 1, 3]
 
 
 def test_a_track_survives_short_misses_only():
     tracker = FaceTracker(max_missed=2)
     box = (100, 100, 50, 50)
-    assert tracker.update([face(box, "happy")], 0.04)[0]["id"] == 1
+    assert tracker.update([face(box, "happy")], 0.04)[0].id == 1
     for _ in range(2):
         tracker.update([], 0.04)
-    assert tracker.update([face(box, "happy")], 0.04)[0]["id"] == 1  # missed twice: kept
+    assert tracker.update([face(box, "happy")], 0.04)[0].id == 1  # missed twice: kept
     for _ in range(3):
         tracker.update([], 0.04)
-    assert tracker.update([face(box, "happy")], 0.04)[0]["id"] == 2  # missed three times: a new face
+    assert tracker.update([face(box, "happy")], 0.04)[0].id == 2  # missed three times: a new face
 
 
 @pytest.mark.parametrize("half_life, flips", [(0.0, 9), (0.5, 0)])
@@ -46,7 +47,7 @@ def test_smoothing_stops_a_flickering_label(half_life, flips):
     """Frames alternate between a confident 'neutral' and a weaker 'sad'; smoothed, the label holds."""
     tracker = FaceTracker(half_life=half_life)
     labels = [tracker.update([face((100, 100, 50, 50), "neutral" if i % 2 == 0 else "sad",
-                                   0.7 if i % 2 == 0 else 0.5)], dt=1 / 30)[0]["emotion"] for i in range(10)]
+                                   0.7 if i % 2 == 0 else 0.5)], dt=1 / 30)[0].emotion for i in range(10)]
     assert sum(a != b for a, b in itertools.pairwise(labels)) == flips
 
 
@@ -54,11 +55,16 @@ def test_half_life_weights():
     tracker = FaceTracker(half_life=1.0)
     tracker.update([face((0, 0, 50, 50), "happy", 1.0)], dt=0)
     out = tracker.update([face((0, 0, 50, 50), "sad", 1.0)], dt=1.0)[0]
-    assert out["probabilities"]["happy"] == pytest.approx(0.5)
-    assert out["probabilities"]["sad"] == pytest.approx(0.5)
+    happy, sad = EMOTIONS_LIST.index("happy"), EMOTIONS_LIST.index("sad")
+    assert out.probabilities[happy] == pytest.approx(0.5) and out.probabilities[sad] == pytest.approx(0.5)
+    assert out.probabilities.dtype == np.float32
 
 
 def test_inputs_are_not_modified():
-    result = face((0, 0, 50, 50), "happy")
-    FaceTracker().update([result], 0.04)
-    assert "id" not in result
+    given = face((0, 0, 50, 50), "happy")
+    before = given.probabilities.copy()
+    FaceTracker().update([given], 0.04)
+    tracked = FaceTracker(half_life=1.0)
+    tracked.update([given], 0.04)
+    tracked.update([face((0, 0, 50, 50), "sad")], 0.5)
+    assert given.id is None and np.array_equal(given.probabilities, before)

@@ -1,6 +1,6 @@
 """Recompute a trained model's BatchNormalization statistics on un-augmented training faces.
 
-    python tools/recalibrate_bn.py --weights checkpoints/vgg40/export/model_weights.h5 --out model_weights.h5 \
+    python -m tools.recalibrate_bn --weights checkpoints/vgg40/export/model_weights.h5 --out model_weights.h5 \
         [--model model.json] [--data ../shared/fer2013/train] [--batch-size 256]
 
 The notebook does this itself before export (``RECALIBRATE_BN``); this script applies the same step,
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
-from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> None:

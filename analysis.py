@@ -1,0 +1,96 @@
+"""The frame path, chained: a source's frames -> faces found -> classified -> tracked -> drawn -> JPEG.
+
+Each step is its own room (``camera``, ``detection``, ``model.classify_faces``, ``tracking``,
+``drawing``); this module only chains them, in the manner of OpenCV's ``samples/python/facedetect.py``:
+``analyze_frame`` for one photo, ``FaceAnalyzer`` for the frames of a video, and ``annotated_stream``,
+the live stream's loop, which yields each frame's JPEG with its faces for ``streaming.FrameProducer``
+to publish. Faces travel as ``faces.Face`` records; JSON is made at the edge (``faces.face_to_dict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from camera import VideoCamera
+from detection import DETECT_EVERY, DETECT_MAX_PIXELS, FaceDetector, FaceFinder, detect_faces
+from drawing import draw_faces, encode_jpeg
+from faces import Face
+from model import FacialExpressionModel, classify_faces
+from tracking import FaceTracker
+
+#: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
+SMOOTHING_HALF_LIFE = 0.3
+
+
+def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: FaceDetector,
+                  max_pixels: int | None = DETECT_MAX_PIXELS) -> list[Face]:
+    """The faces of one BGR uint8 frame (a photo): searched whole (``detection.detect_faces``, with
+    ``max_pixels``), cropped and classified; largest first, without ids."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return classify_faces(model, gray, detect_faces(gray, detector, max_pixels=max_pixels))
+
+
+class FaceAnalyzer:
+    """The faces of each frame of one video: found (``detection.FaceFinder``), classified, tracked.
+
+    Args:
+        model: the classifier.
+        detector: from ``detection.make_face_detector``; used by one thread at a time.
+        smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
+        detect_every, detect_max_pixels, search_budget: see ``detection.FaceFinder``.
+
+    Raises:
+        ValueError: ``detect_every`` is not an int of at least 1.
+    """
+
+    def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
+                 smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
+                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None) -> None:
+        self.model = model
+        self.finder = FaceFinder(detector, detect_every, detect_max_pixels, search_budget)
+        # a face that one full search misses is followed no more until the next: its track must outlive that
+        self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, detect_every))
+
+    def __call__(self, frame: np.ndarray, dt: float, lap: Callable[[str], None] | None = None) -> list[Face]:
+        """The tracked faces of the next BGR uint8 frame of the video (the frame is not modified).
+
+        Args:
+            frame: BGR uint8 ``(height, width, 3)``.
+            dt: source time since the previous frame, in s.
+            lap: optional callable, called with ``"detect"`` and ``"classify"`` right after each stage
+                (``benchmarks/pipeline.py`` times the stages with it).
+        """
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = self.finder(gray)
+        if lap:
+            lap("detect")
+        faces = self.tracker.update(classify_faces(self.model, gray, boxes), dt)
+        if lap:
+            lap("classify")
+        return faces
+
+    def close(self) -> None:
+        """Stop the finder's background search thread, if any (idempotent)."""
+        self.finder.close()
+
+
+def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer) -> Iterator[tuple[bytes, list[Face]]]:
+    """The live stream's loop: for each frame of ``camera``, its faces drawn on it, as ``(jpeg, faces)``.
+
+    Runs until the camera ends or fails (its ``SourceError`` propagates) or the generator is closed;
+    then releases the camera and closes the analyzer.
+    """
+    try:
+        last_time = None
+        for captured in camera.frames():
+            # source time: a file that starts again, or a first frame, counts one frame period
+            dt = captured.time - last_time if last_time is not None and captured.time > last_time else 1 / camera.fps
+            last_time = captured.time
+            faces = analyzer(captured.frame, dt)
+            yield encode_jpeg(draw_faces(captured.frame, faces)), faces
+    finally:
+        analyzer.close()
+        camera.release()

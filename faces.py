@@ -1,0 +1,90 @@
+"""The face record that flows along the frame path, the geometry of its box, and its JSON shape.
+
+Every room of the frame path (``camera`` -> ``detection`` -> ``model.classify_faces`` -> ``tracking``
+-> ``drawing``) passes faces on as ``Face`` records; only the edges (the JSON API, the event stream,
+the report CSV) turn them into other shapes, with ``face_to_dict``. A face box is ``(x, y, w, h)`` in
+pixels of the frame, ``(x, y)`` its top-left corner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: The seven FER2013 classes, in the order of the model's output columns: the alphabetical order of the
+#: class folders, in which ``keras.utils.image_dataset_from_directory`` numbers them (the notebook asserts it).
+EMOTIONS_LIST: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One face of one frame.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in pixels of the frame (ints; may reach outside the frame).
+        probabilities: float32 ``(7,)``, the probability of each label of ``EMOTIONS_LIST``, in [0, 1],
+            summing to 1 (smoothed over time once ``tracking.FaceTracker`` has seen the face).
+        score: the detector's confidence in [0, 1], or ``None`` where the detector gives none.
+        id: the track id (from 1) that ``tracking.FaceTracker`` gives, ``None`` before tracking.
+    """
+
+    box: tuple[int, int, int, int]
+    probabilities: np.ndarray
+    score: float | None = None
+    id: int | None = None
+
+    @property
+    def emotion(self) -> str:
+        """The most probable label of ``EMOTIONS_LIST``."""
+        return EMOTIONS_LIST[int(np.argmax(self.probabilities))]
+
+    def replace(self, **changes) -> Face:
+        """A copy with ``changes`` (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+
+def face_to_dict(face: Face) -> dict:
+    """The JSON shape of a face, as the API, the event stream and the OpenAPI description give it:
+    ``{"box": [x, y, w, h], "emotion": label, "probabilities": {label: p}}`` with probabilities rounded
+    to 4 decimals, plus ``"id"`` when the face is tracked and ``"score"`` when the detector gave one."""
+    out = {"box": [int(v) for v in face.box], "emotion": face.emotion,
+           "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS_LIST, face.probabilities,
+                                                                         strict=True)}}
+    if face.id is not None:
+        out["id"] = face.id
+    if face.score is not None:
+        out["score"] = round(float(face.score), 4)
+    return out
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes, in [0, 1] (0 when both are empty)."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def crop_faces(gray: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Cut each box out of ``gray`` and resize it (area interpolation) to ``size`` x ``size``.
+
+    Args:
+        gray: uint8 grayscale frame ``(height, width)``.
+        boxes: ``(N, 4)`` boxes ``(x, y, w, h)``; parts outside the frame are clipped away.
+        size: side of the crops in px (48 for the network, ``detection.TEMPLATE_SIDE`` for templates).
+
+    Returns:
+        uint8 array ``(N, size, size)``; the crop of a box wholly outside the frame is black.
+    """
+    height, width = gray.shape[:2]
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    crops = np.zeros((len(boxes), size, size), dtype=np.uint8)
+    for i, (x, y, w, h) in enumerate(boxes):
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+        if x1 > x0 and y1 > y0:
+            crops[i] = cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    return crops

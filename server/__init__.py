@@ -1,0 +1,84 @@
+"""The Flask app, the flaskr way: ``create_app`` only wires things up.
+
+Blueprints: ``pages`` (the page, the MJPEG stream, the live faces as server-sent events) and ``api``
+(``POST /api/predict``, the OpenAPI description). Extensions: ``sources.SourceCatalog`` (the sources
+offered and one producer per source) and ``security`` (response headers, error pages).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from analysis import SMOOTHING_HALF_LIFE
+from detection import DETECT_EVERY, DETECTORS, make_face_detector
+from images import MAX_PIXELS
+from model import MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
+
+from . import api, pages, security
+from .sources import SourceCatalog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_CONFIG = {
+    "MODEL_JSON": MODEL_JSON,
+    "MODEL_WEIGHTS": MODEL_WEIGHTS,
+    # "litert" (default: the cached int8 conversion, no TensorFlow) or "keras"; see model.FacialExpressionModel
+    "RUNTIME": "litert",
+    "VIDEOS_DIR": ROOT / "videos",
+    # Webcam index offered as the "webcam" source; None: offer no webcam.
+    "WEBCAM_INDEX": 0,
+    # The source shown when the page names none: "auto" (the webcam if it opens, else the first video),
+    # "webcam", a file name in VIDEOS_DIR, or a path to any video file (offered under its file name).
+    "SOURCE": "auto",
+    # Seconds without viewers after which a source's producer releases it.
+    "IDLE_TIMEOUT": 5.0,
+    # Half-life in seconds of the smoothing of each tracked face's probabilities; 0: none.
+    "SMOOTHING_HALF_LIFE": SMOOTHING_HALF_LIFE,
+    # Videos are searched whole for faces on every this-many-th frame (and on cuts); see detection.FaceFinder.
+    "DETECT_EVERY": DETECT_EVERY,
+    # Live probabilities (/events): most updates per second sent to a page.
+    "EVENTS_PER_SECOND": 5.0,
+    # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_IMAGE_PIXELS": MAX_PIXELS,
+    # Photos are searched for faces at up to this many pixels (frames of streams at detection.DETECT_MAX_PIXELS).
+    "PHOTO_DETECT_MAX_PIXELS": 1920 * 1080,
+    # Face detector of streams and photos: one of detection.DETECTORS.
+    "DETECTOR": "haar",
+}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; ``config`` overrides ``DEFAULT_CONFIG`` (and any Flask setting). The model is
+    loaded here, unless ``config["MODEL"]`` passes a loaded ``FacialExpressionModel``.
+
+    Raises:
+        FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
+        ValueError, RuntimeError: ``DETECTOR`` is unknown, or "hog" without dlib installed;
+            ``DETECT_EVERY`` is not a positive integer.
+        camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open, or a path that is
+            not a file.
+    """
+    app = Flask(__name__, template_folder=ROOT / "templates", static_folder=ROOT / "static")
+    app.config.from_mapping(DEFAULT_CONFIG)
+    app.config.from_mapping(config or {})
+    check_config(app.config)
+    app.extensions["model"] = app.config.get("MODEL") or FacialExpressionModel(
+        app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"], runtime=app.config["RUNTIME"])
+    SourceCatalog().init_app(app)
+    security.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def check_config(config) -> None:
+    """Refuse settings that would fail later, at the first frame (see ``create_app``'s errors)."""
+    if config["DETECTOR"] not in DETECTORS:
+        raise ValueError(f"unknown face detector {config['DETECTOR']!r}; expected one of {DETECTORS}")
+    make_face_detector(config["DETECTOR"])  # an unavailable detector (hog without dlib) fails here
+    every = config["DETECT_EVERY"]
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"DETECT_EVERY must be an integer of at least 1, not {every!r}")

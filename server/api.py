@@ -1,0 +1,65 @@
+"""The ``api`` blueprint: ``POST /api/predict`` (the faces of one photo) and its OpenAPI description.
+
+The description is a static document, ``openapi.yaml`` beside this file, served as JSON at
+``/api/openapi.json``; the tests check real answers against it.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import yaml
+from flask import Blueprint, current_app, jsonify, request
+
+from analysis import analyze_frame
+from detection import thread_face_detector
+from faces import face_to_dict
+from images import ImageError, decode_image
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+
+
+def json_error(status: int, message: str):
+    """An API error: ``{"error": message}`` with the status."""
+    return jsonify(error=message), status
+
+
+@bp.errorhandler(ImageError)
+def image_error(error: ImageError):
+    return json_error(error.status, str(error))
+
+
+@bp.post("/predict")
+def predict():
+    """Faces and expressions of one image: multipart field ``image``, or the raw body with an
+    ``image/*`` content type. Answers ``{"width", "height", "faces": [face, ...]}`` (openapi.yaml)."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            return json_error(400, "no image: send the file in the multipart field 'image'")
+        data = upload.read()
+    elif request.mimetype.startswith("image/"):
+        data = request.get_data()
+    else:
+        return json_error(415, "send an image as multipart field 'image' or as a body with an image/* "
+                               f"content type, not {request.mimetype or 'no content type'}")
+    config = current_app.config
+    frame = decode_image(data, config["MAX_IMAGE_PIXELS"])
+    faces = analyze_frame(frame, current_app.extensions["model"], thread_face_detector(config["DETECTOR"]),
+                          config["PHOTO_DETECT_MAX_PIXELS"])
+    return jsonify(width=frame.shape[1], height=frame.shape[0], faces=[face_to_dict(face) for face in faces])
+
+
+@functools.cache
+def openapi_document() -> dict:
+    """The OpenAPI 3 document of the API, read once from ``openapi.yaml``."""
+    return yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of the JSON API."""
+    return jsonify(openapi_document())

@@ -1,0 +1,53 @@
+"""The ``pages`` blueprint: the page, the MJPEG stream of a source, and its faces as server-sent events."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+
+from detection import DETECTOR_NAMES
+from drawing import EMOTION_COLORS
+from faces import EMOTIONS_LIST
+from streaming import BOUNDARY, mjpeg_stream, result_events
+
+from .sources import WEBCAM, catalog
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    """The page: the sources, the stream of ``?source=NAME`` (default: the default source) with its live
+    faces, and the photo form."""
+    sources = catalog()
+    requested = request.args.get("source")
+    if requested:
+        requested = sources.resolve(requested)[0]  # 404 for an unknown source
+    else:  # the default, unless it has gone since the start (a deleted video): then the page says so
+        requested = sources.current_default()
+    return render_template(
+        "index.html", sources=sources.names(), current=requested, default_source=sources.default,
+        webcam_index=sources.webcam_index, webcam_missing=sources.webcam_missing, webcam=WEBCAM,
+        detector_name=DETECTOR_NAMES[current_app.config["DETECTOR"]],
+        page_config={
+            "emotions": list(EMOTIONS_LIST),
+            "colors": {name: "#{:02x}{:02x}{:02x}".format(*bgr[::-1]) for name, bgr in EMOTION_COLORS.items()},
+            "eventsUrl": url_for(".events", source=requested) if requested else None,
+            "predictUrl": url_for("api.predict"),
+        },
+        stream_url=url_for(".video_feed", source=requested) if requested else None)
+
+
+@bp.get("/video_feed")
+def video_feed():
+    """The annotated stream of ``?source=NAME`` as ``multipart/x-mixed-replace`` JPEG parts (MJPEG)."""
+    producer = catalog().producer(request.args.get("source"))
+    return Response(mjpeg_stream(producer), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                    headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/events")
+def events():
+    """Server-sent events: the faces of the stream's latest frame, as the page's live bars use them."""
+    producer = catalog().producer(request.args.get("source"))
+    return Response(result_events(producer, current_app.config["EVENTS_PER_SECOND"]),
+                    mimetype="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,142 @@
+"""The source catalogue, a Flask extension: which video sources the app offers, and one shared producer
+(``streaming.FrameProducer``) per source.
+
+Sources are named, never given as paths: ``webcam`` (if it opened at start), the name of a video file
+directly inside ``VIDEOS_DIR`` (listed afresh on every request, symbolic links left out), or the file
+name of a video given at start (``SOURCE``; its folder is never shown).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import cv2
+from flask import Flask, abort, current_app
+
+from analysis import FaceAnalyzer, annotated_stream
+from camera import SourceError, VideoCamera
+from detection import make_face_detector
+from streaming import FrameProducer, ProducerRegistry
+
+log = logging.getLogger(__name__)
+
+#: File name endings listed as videos in ``VIDEOS_DIR``.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+#: The source name of the webcam.
+WEBCAM = "webcam"
+
+#: Longest source name repeated in an error message (longer ones are cut, with an ellipsis).
+MAX_NAME_IN_MESSAGE = 80
+
+
+def list_videos(videos_dir: Path) -> list[str]:
+    """Names of the video files directly inside ``videos_dir`` (sorted; symbolic links left out)."""
+    if not videos_dir.is_dir():
+        return []
+    return sorted(p.name for p in videos_dir.iterdir()
+                  if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.is_symlink())
+
+
+def webcam_opens(index: int) -> bool:
+    """Whether OpenCV can open webcam ``index`` and read a frame from it (releases it again)."""
+    capture = cv2.VideoCapture(index)
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+
+
+def open_stream(target: int | Path, model, detector: str, smoothing_half_life: float, detect_every: int):
+    """A ``streaming.StreamFactory`` body: open ``target`` (webcam index or file) and return its annotated
+    stream; searches move to a worker thread once they take longer than one frame period."""
+    camera = VideoCamera(target)
+    try:
+        analyzer = FaceAnalyzer(model, make_face_detector(detector), smoothing_half_life, detect_every,
+                                search_budget=1.0 / camera.fps)
+    except Exception:
+        camera.release()
+        raise
+    return annotated_stream(camera, analyzer)
+
+
+class SourceCatalog:
+    """The sources of one app and their producers; ``init_app`` probes the webcam (``WEBCAM_INDEX``) once
+    and settles the default source (``SOURCE``, see ``server.DEFAULT_CONFIG``).
+
+    Raises (from ``init_app``):
+        camera.SourceError: ``SOURCE`` is ``"webcam"`` and it does not open, or a path that is not a file.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        config = app.config
+        self.videos_dir = Path(config["VIDEOS_DIR"])
+        self.producers = ProducerRegistry(config["IDLE_TIMEOUT"])
+        self.webcam_index = config["WEBCAM_INDEX"]
+        self.webcam_missing = False  # a webcam was asked for and did not open
+        if self.webcam_index is not None and not webcam_opens(int(self.webcam_index)):
+            log.info("webcam %s does not open: not offered", self.webcam_index)
+            self.webcam_index, self.webcam_missing = None, True
+        if config["SOURCE"] == WEBCAM and self.webcam_index is None:
+            raise SourceError(f"webcam {config['WEBCAM_INDEX']} cannot be opened")
+        self.default, self._extra = self._choose_default(config["SOURCE"])
+        log.info("default source: %s", self.default or "none")
+        self._stream_options = {
+            "model": app.extensions["model"], "detector": config["DETECTOR"],
+            "smoothing_half_life": max(float(config["SMOOTHING_HALF_LIFE"]), 0.0),
+            "detect_every": config["DETECT_EVERY"]}
+        app.extensions["sources"] = self
+
+    def _choose_default(self, source: str) -> tuple[str | None, dict[str, Path]]:
+        """The default source's name, and {name: path} of a ``source`` file that is not a listed video."""
+        videos = list_videos(self.videos_dir)
+        if source == "auto":
+            return (WEBCAM if self.webcam_index is not None else videos[0] if videos else None), {}
+        if source == WEBCAM or source in videos:
+            return source, {}
+        path = Path(source).resolve()
+        if path.parent == self.videos_dir.resolve() and path.name in videos:
+            return path.name, {}
+        if not path.is_file():
+            raise SourceError(f"video file not found: {source}")
+        name = path.name if path.name not in (WEBCAM, *videos) else f"file-{path.name}"
+        return name, {name: path}
+
+    def names(self) -> list[str]:
+        """Every source offered now, in the page's order."""
+        return [*self._extra, *([WEBCAM] if self.webcam_index is not None else []), *list_videos(self.videos_dir)]
+
+    def current_default(self) -> str | None:
+        """The default source, unless it has gone since the start (a deleted video)."""
+        return self.default if self.default in self.names() else None
+
+    def resolve(self, name: str | None) -> tuple[str, int | Path]:
+        """``(name, webcam index or file path)`` of a requested source; empty or ``None``: the default.
+
+        Raises:
+            werkzeug.exceptions.NotFound: the name is not offered (or there is no default).
+        """
+        if not name:
+            if self.default is None:
+                abort(404, description="no video source: no webcam opens and videos/ holds no video")
+            name = self.default
+        if name == WEBCAM and self.webcam_index is not None:
+            return WEBCAM, int(self.webcam_index)
+        if name in list_videos(self.videos_dir):  # only names listed there: no paths, no links
+            return name, self.videos_dir / name
+        if name in self._extra:
+            return name, self._extra[name]
+        shown = name if len(name) <= MAX_NAME_IN_MESSAGE else name[:MAX_NAME_IN_MESSAGE] + "…"
+        abort(404, description=f"unknown source {shown!r}; available: {', '.join(self.names()) or 'none'}")
+
+    def producer(self, name: str | None) -> FrameProducer:
+        """The shared producer of a requested source (see ``resolve`` for the errors)."""
+        name, target = self.resolve(name)
+        return self.producers.get(name, functools.partial(open_stream, target, **self._stream_options))
+
+
+def catalog() -> SourceCatalog:
+    """The current app's catalogue."""
+    return current_app.extensions["sources"]

@@ -1,0 +1,116 @@
+"""The chained frame path: photos (analyze_frame), videos (FaceAnalyzer), drawing and the live loop
+(annotated_stream), on a video made from a real face and on the shared photos and clips."""
+
+import cv2
+import numpy as np
+import pytest
+from helpers import MEDIA_DIR, decoded_frames, requires_media
+
+from analysis import FaceAnalyzer, analyze_frame, annotated_stream
+from camera import VideoCamera
+from detection import load_face_detector
+from drawing import draw_faces, message_jpeg
+from faces import EMOTIONS_LIST, Face, face_to_dict
+from faces import box_iou as iou
+
+
+def probabilities(emotion, p=0.7):
+    return np.array([p if name == emotion else (1 - p) / 6 for name in EMOTIONS_LIST], np.float32)
+
+
+def test_draw_faces_draws_only_around_the_box():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    draw_faces(frame, [Face((100, 80, 60, 60), probabilities("happy"), id=3)])
+    changed = frame.any(axis=2)
+    assert changed[80, 100:160].all() and changed[80:140, 100].all()  # top and left edges of the box
+    assert not changed[100:120, 110:150].any()  # the face itself stays visible
+    assert not changed[160:, :].any() and not changed[:, :90].any()  # nothing far from the box
+
+
+def test_face_to_dict_is_the_api_shape():
+    face = Face((1, 2, 3, 4), probabilities("sad", 0.61234), id=7)
+    out = face_to_dict(face)
+    assert out["box"] == [1, 2, 3, 4] and out["emotion"] == "sad" and out["id"] == 7
+    assert list(out["probabilities"]) == list(EMOTIONS_LIST)
+    assert out["probabilities"]["sad"] == 0.6123 and "score" not in out
+    assert face_to_dict(face.replace(id=None, score=0.9))["score"] == 0.9
+
+
+def test_the_analyzer_finds_classifies_and_tracks_the_moving_face(fer_model, face_video):
+    path, boxes, _ = face_video
+    analyzer = FaceAnalyzer(fer_model, load_face_detector())
+    for index, frame in enumerate(decoded_frames(path)):
+        before = frame.copy()
+        faces = analyzer(frame, 0.05)
+        assert np.array_equal(frame, before)  # analysis does not draw
+        assert len(faces) == 1, f"frame {index}: {len(faces)} faces"
+        face = faces[0]
+        assert iou(face.box, boxes[index]) > 0.5, (index, face.box, boxes[index])
+        assert face.id == 1 and face.emotion in EMOTIONS_LIST
+        assert face.probabilities.dtype == np.float32 and face.probabilities.sum() == pytest.approx(1, abs=1e-4)
+
+
+def test_annotated_stream_yields_drawn_jpegs_with_their_faces(fer_model, face_video):
+    path, boxes, _ = face_video
+    camera = VideoCamera(path, paced=False, loop=False)
+    analyzer = FaceAnalyzer(fer_model, load_face_detector(), search_budget=0)
+    stream = annotated_stream(camera, analyzer)
+    raw = decoded_frames(path)
+    for index, (jpeg, faces) in zip(range(5), stream, strict=False):
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (360, 640, 3) and len(faces) == 1
+        x, y, w, h = faces[0].box
+        diff = np.abs(image.astype(int) - raw[index].astype(int)).sum(axis=2) > 60
+        assert diff[y, x:x + w].mean() > 0.8 and diff[y:y + h, x].mean() > 0.8  # box edges drawn
+        assert diff[y + h + 16:, :].mean() < 1e-3  # nothing below the box but JPEG noise (the label is above)
+    stream.close()
+    assert camera._capture is None  # closing the stream releases the source
+
+
+def test_message_jpeg_is_text_on_a_dark_picture():
+    image = cv2.imdecode(np.frombuffer(message_jpeg("Stream ended: a reason " * 8), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (360, 640, 3) and image.mean() < 60 and image.max() > 200
+    assert image[40 + 28 * 2].max() > 200  # wrapped over several lines
+
+
+def test_analyzer_drops_a_face_that_left_and_keeps_its_id_over_a_missed_search(fer_model, face_video):
+    frame = decoded_frames(face_video[0])[0]
+    analyzer = FaceAnalyzer(fer_model, load_face_detector(), detect_every=8)
+    first = analyzer(frame, 0.05)
+    assert len(first) == 1
+    x, y, w, h = first[0].box
+    covered = frame.copy()  # the same picture with the face painted over
+    covered[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2] = 90
+    assert [analyzer(covered, 0.05) for _ in range(7)] == [[]] * 7  # gone: not followed, not found
+    again = analyzer(frame, 0.05)  # found again after 7 frames without it: the same track
+    assert len(again) == 1 and again[0].id == first[0].id
+
+
+@requires_media
+@pytest.mark.parametrize("name, expected", [
+    ("faces/fr_two_people.jpg", 2), ("faces/fr_obama.jpg", 1), ("faces/fer_justin.jpg", 1),
+    ("noface/skimage_coffee.png", 0), ("noface/fer_no-faces.jpg", 0),
+])
+def test_faces_in_real_photos(fer_model, name, expected):
+    """Every real face is found (the largest boxes, each over 15% of the image width); Haar may add a
+    small false face elsewhere (it does on the Obama portrait), but none where there is no face at all."""
+    frame = cv2.imread(str(MEDIA_DIR / name))
+    faces = analyze_frame(frame, fer_model, load_face_detector())
+    assert len(faces) >= expected if expected else len(faces) == 0
+    assert all(face.box[2] > 0.15 * frame.shape[1] for face in faces[:expected])
+
+
+@requires_media
+@pytest.mark.parametrize("name", ["faces/fr_obama.jpg", "faces/fer_justin.jpg"])
+def test_smiling_faces_are_happy(fer_model, name):
+    frame = cv2.imread(str(MEDIA_DIR / name))
+    faces = analyze_frame(frame, fer_model, load_face_detector())
+    assert faces[0].emotion == "happy", faces[0].probabilities
+
+
+@requires_media
+def test_real_clip_has_a_face_in_most_frames(fer_model):
+    frames = decoded_frames(MEDIA_DIR / "videos" / "fer_woman2.mp4")[::15]
+    detector = load_face_detector()
+    found = [len(analyze_frame(f, fer_model, detector)) >= 1 for f in frames]
+    assert np.mean(found) > 0.8, f"face found in {sum(found)} of {len(found)} frames"

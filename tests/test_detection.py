@@ -1,0 +1,231 @@
+"""Finding faces: the full-frame search, following faces, cuts, and FaceFinder's schedule of searches."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from helpers import ASTRONAUT_FACE, astronaut_bgr, decoded_frames
+
+from detection import (
+    THUMBNAIL_SIZE,
+    FaceFinder,
+    detect_faces,
+    face_template,
+    follow_faces,
+    load_face_detector,
+    make_face_detector,
+    scene_changed,
+)
+from faces import box_iou as iou
+from faces import crop_faces
+
+
+def grays(path):
+    return [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in decoded_frames(path)]
+
+
+def test_detect_faces_on_the_astronaut():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(gray, load_face_detector())
+    assert boxes.shape == (1, 4) and boxes.dtype == np.int32
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.6
+
+
+@pytest.mark.parametrize("shape", [(2200, 1), (1, 2200), (20, 1000), (5000, 40)])
+def test_detect_faces_on_slivers_finds_none_without_error(shape):
+    assert detect_faces(np.full(shape, 128, np.uint8), load_face_detector()).shape == (0, 4)
+
+
+def test_detect_faces_finds_none_in_a_blank_frame():
+    assert detect_faces(np.full((240, 320), 128, np.uint8), load_face_detector()).shape == (0, 4)
+
+
+def test_crop_faces_clips_boxes_at_the_border():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crops = crop_faces(gray, np.array([[0, 0, 100, 100], [-10, -10, 40, 40], [90, 90, 30, 30]]), 48)
+    assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
+    np.testing.assert_array_equal(crops[0], cv2.resize(gray, (48, 48), interpolation=cv2.INTER_AREA))
+
+
+def test_crop_faces_of_a_box_wholly_outside_the_frame_is_black():
+    gray = np.full((100, 100), 200, np.uint8)
+    crops = crop_faces(gray, np.array([[150, 10, 30, 30], [-50, -50, 20, 20], [10, 10, 30, 30]]), 48)
+    assert not crops[0].any() and not crops[1].any() and (crops[2] == 200).all()
+
+
+def test_detection_on_a_downscaled_frame_maps_boxes_back():
+    """A 1080p frame is searched at 854x480; the box must still land on the face in full-size pixels."""
+    big = cv2.resize(astronaut_bgr(), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[:, 400:1480] = big
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    expected = tuple(v * 1080 / 512 for v in ASTRONAUT_FACE)
+    expected = (expected[0] + 400, *expected[1:])
+    boxes = detect_faces(gray, load_face_detector(), max_pixels=854 * 480)
+    assert len(boxes) == 1
+    assert iou(boxes[0], expected) > 0.6
+
+
+def test_finder_follows_the_face_between_full_searches(face_video):
+    """With a full search every 4th frame only, the box still lands on the moving face in every frame."""
+    path, boxes, _ = face_video
+    frames = grays(path)
+    finder = FaceFinder(load_face_detector(), detect_every=4)
+    found = [finder(gray) for gray in frames]
+    # frames 0, 4, 8, ... and a few more where the fast-moving face changed the picture (scene_changed)
+    assert -(-len(frames) // 4) <= finder.full_searches < len(frames) / 2
+    assert all(len(b) == 1 for b in found)
+    overlaps = [iou(b[0], expected) for b, expected in zip(found, boxes, strict=True)]
+    assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
+
+
+def test_background_search_follows_the_face_and_stops_its_thread(face_video):
+    """Searches in a worker thread (the live stream's mode) still box the moving face on every frame."""
+    path, boxes, _ = face_video
+    frames = grays(path)
+    finder = FaceFinder(load_face_detector(), detect_every=4, search_budget=0)
+    try:
+        found = []
+        for gray in frames:
+            found.append(finder(gray))
+            time.sleep(0.05)  # paced as the 20 frames/s source: a search ends a frame or two later
+        assert any(t.name.startswith("face-search") for t in threading.enumerate())
+    finally:
+        finder.close()
+    assert not any(t.name.startswith("face-search") for t in threading.enumerate())
+    assert finder.full_searches >= len(frames) // 4
+    assert len(finder(frames[0])) == 1  # after close: searches in line
+    assert all(len(b) == 1 for b in found)
+    overlaps = [iou(b[0], expected) for b, expected in zip(found, boxes, strict=True)]
+    assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
+
+
+def wait_for_search(finder, gray, frames=20):
+    """Give ``gray`` to the finder (paced) until a background search has ended; return the last boxes."""
+    for _ in range(frames):
+        boxes = finder(gray)
+        time.sleep(0.05)
+    return boxes
+
+
+def test_background_search_after_a_cut_forgets_the_last_scene(face_video):
+    gray = grays(face_video[0])[0]
+    finder = FaceFinder(load_face_detector(), detect_every=1, search_budget=0)
+    try:
+        assert [len(finder(gray)) for _ in range(2)] == [1, 1]  # two in-line searches
+        finder.detect_every = 100  # from now on, searches only after cuts, in the background
+        black = np.zeros_like(gray)
+        assert len(finder(black)) == 0  # the cut: the face is gone at once, before any search ends
+        assert len(wait_for_search(finder, black)) == 0
+        assert len(wait_for_search(finder, gray)) == 1  # and back: found by a background search
+        assert finder.full_searches == 4
+    finally:
+        finder.close()
+
+
+class FailingDetector:
+    """A Haar-like detector whose third search fails."""
+
+    def __init__(self):
+        self.calls = 0
+        self.cascade = load_face_detector()
+
+    def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        self.calls += 1
+        if self.calls == 3:
+            raise cv2.error("search failed")
+        return self.cascade.detectMultiScale(*args, **kwargs)
+
+
+def test_a_failed_background_search_is_raised_once(face_video):
+    gray = grays(face_video[0])[0]
+    detector = FailingDetector()
+    finder = FaceFinder(detector, detect_every=1, search_budget=0)
+    try:
+        with pytest.raises(cv2.error, match="search failed"):
+            wait_for_search(finder, gray)
+        assert len(wait_for_search(finder, gray)) == 1  # later searches run again
+        assert detector.calls > 4
+    finally:
+        finder.close()
+
+
+def test_searches_within_the_budget_stay_in_line(face_video):
+    frames = grays(face_video[0])
+    finder = FaceFinder(load_face_detector(), detect_every=2, search_budget=10.0)
+    try:
+        assert all(len(finder(gray)) == 1 for gray in frames[:6])
+        assert finder.full_searches == 3
+        assert not any(t.name.startswith("face-search") for t in threading.enumerate())
+    finally:
+        finder.close()
+
+
+def test_finder_searches_the_whole_frame_after_a_cut(face_video):
+    gray = grays(face_video[0])[0]
+    finder = FaceFinder(load_face_detector(), detect_every=100)
+    assert [len(finder(gray)) for _ in range(3)] == [1, 1, 1]
+    assert finder.full_searches == 1  # a still picture: searched whole once
+    assert len(finder(np.zeros_like(gray))) == 0  # a cut to black: searched whole, no face
+    assert finder.full_searches == 2
+    assert len(finder(gray)) == 1  # and back: found again at once
+    assert finder.full_searches == 3
+
+
+@pytest.mark.parametrize("detect_every", [0, -1, 1.5, True])
+def test_finder_rejects_a_bad_search_interval(detect_every):
+    with pytest.raises(ValueError, match="detect_every"):
+        FaceFinder(load_face_detector(), detect_every=detect_every)
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (12, -8), (-25, 20)])
+def test_follow_faces_moves_the_box_with_the_face(shift):
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    dx, dy = shift
+    moved = np.roll(gray, (dy, dx), axis=(0, 1))
+    x, y, w, h = ASTRONAUT_FACE
+    boxes, scores = follow_faces(moved, np.array([ASTRONAUT_FACE]), [face_template(gray, ASTRONAUT_FACE)])
+    assert boxes.dtype == np.int32 and scores.shape == (1,)
+    assert iou(boxes[0], (x + dx, y + dy, w, h)) > 0.85 and scores[0] > 0.9
+
+
+def test_follow_faces_scores_a_face_that_left_low():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    empty = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
+    boxes, scores = follow_faces(empty, np.array([ASTRONAUT_FACE, (-500, 0, 50, 50)]),
+                                 [face_template(gray, ASTRONAUT_FACE)] * 2)
+    assert scores[0] < 0.5
+    assert scores[1] == 0 and boxes[1].tolist() == [-500, 0, 50, 50]  # nothing of it in the frame
+
+
+def test_scene_changed_tells_a_cut_from_noise():
+    rng = np.random.default_rng(0)
+    shot = rng.integers(0, 256, THUMBNAIL_SIZE[::-1], dtype=np.uint8)
+    noisy = np.clip(shot.astype(int) + rng.integers(-5, 6, shot.shape), 0, 255).astype(np.uint8)
+    assert scene_changed(None, shot)
+    assert not scene_changed(shot, noisy)
+    assert scene_changed(shot, 255 - shot)
+
+
+def test_hog_detector_finds_the_astronaut():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(gray, make_face_detector("hog"))
+    assert boxes.shape == (1, 4) and boxes.dtype == np.int32
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_hog_detector_follows_the_face_through_a_video(face_video):
+    path, boxes, _ = face_video
+    finder = FaceFinder(make_face_detector("hog"))
+    found = [finder(gray) for gray in grays(path)]
+    # the face in every frame (HOG also takes a patch of the suit for a face in some frames)
+    best = [max((iou(box, expected) for box in b), default=0) for b, expected in zip(found, boxes, strict=True)]
+    assert min(best) > 0.4
+
+
+@pytest.mark.parametrize("kind", ["", "Haar", "yunet", None])
+def test_unknown_detector_is_refused(kind):
+    with pytest.raises(ValueError, match="unknown face detector"):
+        make_face_detector(kind)
