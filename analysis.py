@@ -29,8 +29,8 @@ def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: Fac
                   max_pixels: int | None = DETECT_MAX_PIXELS) -> list[Face]:
     """The faces of one BGR uint8 frame (a photo): searched whole (``detection.detect_faces``, with
     ``max_pixels``), cropped and classified; largest first, without ids."""
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    return classify_faces(model, gray, detect_faces(gray, detector, max_pixels=max_pixels))
+    boxes, scores = detect_faces(frame, detector, max_pixels=max_pixels)
+    return classify_faces(model, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), boxes, scores)
 
 
 class FaceAnalyzer:
@@ -64,10 +64,10 @@ class FaceAnalyzer:
                 (``benchmarks/pipeline.py`` times the stages with it).
         """
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = self.finder(gray)
+        found = self.finder(frame, gray)
         if lap:
             lap("detect")
-        faces = self.tracker.update(classify_faces(self.model, gray, boxes), dt)
+        faces = self.tracker.update(classify_faces(self.model, gray, found.boxes, found.scores), dt)
         if lap:
             lap("classify")
         return faces

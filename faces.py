@@ -48,15 +48,15 @@ class Face:
 
 def face_to_dict(face: Face) -> dict:
     """The JSON shape of a face, as the API, the event stream and the OpenAPI description give it:
-    ``{"box": [x, y, w, h], "emotion": label, "probabilities": {label: p}}`` with probabilities rounded
-    to 4 decimals, plus ``"id"`` when the face is tracked and ``"score"`` when the detector gave one."""
-    out = {"box": [int(v) for v in face.box], "emotion": face.emotion,
+    ``{"box": [x, y, w, h], "score": s, "emotion": label, "probabilities": {label: p}}`` with ``score``
+    and the probabilities rounded to 4 decimals (``score`` null where the detector gives none), plus
+    ``"id"`` when the face is tracked."""
+    out = {"box": [int(v) for v in face.box], "score": None if face.score is None else round(float(face.score), 4),
+           "emotion": face.emotion,
            "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS_LIST, face.probabilities,
                                                                          strict=True)}}
     if face.id is not None:
         out["id"] = face.id
-    if face.score is not None:
-        out["score"] = round(float(face.score), 4)
     return out
 
 

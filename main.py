@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from analysis import SMOOTHING_HALF_LIFE
-from detection import DETECT_EVERY, DETECTORS
+from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE
 from model import RUNTIMES
 
 log = logging.getLogger("main")
@@ -37,6 +37,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def score(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port, 1-65535."""
     value = int(text)
@@ -55,10 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="search the whole frame for faces on every N-th frame and follow the faces found "
                                "between; 1: every frame (finds new faces sooner, costs more CPU; "
                                f"default {DETECT_EVERY})")
-    analysis.add_argument("--detector", choices=DETECTORS, default="haar",
-                          help="face detector: OpenCV's Haar cascade (default) or dlib's HOG detector (needs "
-                               "`pip install dlib-bin`; faster; finds faces of about 80 px and more in 480p "
-                               "video, 180 px in 1080p)")
+    analysis.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                          help="face detector: MediaPipe's BlazeFace (default), OpenCV's Haar cascade (the "
+                               "course's), or dlib's HOG detector (needs `pip install dlib-bin`)")
+    analysis.add_argument("--min-score", type=score, default=MIN_SCORE, metavar="S",
+                          help="least detector confidence of a face, 0-1 (BlazeFace; Haar and HOG give none; "
+                               f"default {MIN_SCORE})")
     analysis.add_argument("--runtime", choices=RUNTIMES, default="litert",
                           help="litert (default): the int8 LiteRT conversion, cached beside the weights; keras: "
                                "the Keras model (imports TensorFlow, slower)")
@@ -112,7 +122,7 @@ def serve_main(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # before the server's threads exist: see streaming.limit_malloc_arenas
     # OpenCV's own warnings (probing a webcam that is not there) would repeat what the app logs
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector,
+    config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
                     "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
@@ -153,7 +163,7 @@ def annotate_main(args: argparse.Namespace) -> int:
     try:
         model = FacialExpressionModel(runtime=args.runtime)
         paths = annotate_video(args.video, args.output, model, args.smoothing, detector=args.detector,
-                               detect_every=args.detect_every)
+                               detect_every=args.detect_every, min_score=args.min_score)
     except (OSError, RuntimeError, ValueError) as exc:
         log.error("cannot annotate %s: %s", args.video, exc)
         return 1

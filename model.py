@@ -180,11 +180,10 @@ def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: in
     batches of ``faces`` in training mode and weighted by batch size, of each batch's mean and
     variance: PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", arXiv:2105.07576,
     section 3; like fvcore's ``update_bn_stats``, the variance is the average of the batch variances,
-    without the spread of the batch means), here on faces without augmentation. Measured on this
-    project's VGG network (48 epochs, "standard" augmentation) with the 28,709 training faces:
-    PublicTest accuracy with flip TTA 65.90% -> 68.68% in Keras (``benchmarks/evaluate.py``, README
-    "What was tried"). Only the moving statistics change; Dropout is active during the pass, as in
-    training.
+    without the spread of the batch means), here on faces without augmentation. What it gave this
+    project's networks: README, "What was tried" (docs/benchmarks/snapshots.txt,
+    docs/benchmarks/course-recalibrated.txt). Only the moving statistics change; Dropout is active
+    during the pass, as in training.
 
     Args:
         model: a built ``keras.Model``, modified in place, including BatchNormalization layers inside
@@ -384,11 +383,13 @@ class FacialExpressionModel:
 def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.ndarray,
                    scores: np.ndarray | None = None) -> list[Face]:
     """Crop every box of a uint8 grayscale frame to 48x48, classify all crops in one batch, and return
-    one ``Face`` per box, in the order of ``boxes`` (``scores``: the detector's confidences, or ``None``)."""
+    one ``Face`` per box, in the order of ``boxes``. ``scores``: the detector's confidence of each box
+    (NaN where it gives none), or ``None``."""
     boxes = np.asarray(boxes).reshape(-1, 4)
     probabilities = model.predict_proba(crop_faces(gray, boxes, INPUT_SIZE))
-    return [Face(tuple(int(v) for v in box), p, None if scores is None else float(scores[i]))
-            for i, (box, p) in enumerate(zip(boxes, probabilities, strict=True))]
+    scores = [None] * len(boxes) if scores is None else [None if np.isnan(s) else float(s) for s in scores]
+    return [Face(tuple(int(v) for v in box), p, score)
+            for box, p, score in zip(boxes, probabilities, scores, strict=True)]
 
 
 @functools.cache
@@ -398,24 +399,26 @@ def default_model() -> FacialExpressionModel:
 
 
 def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:
-    """The Keras model of the two files, checked (see ``FacialExpressionModel``'s errors)."""
-    keras = _import_keras()
-    try:
-        model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{json_path} is not a Keras model architecture: {exc}") from exc
-    if not isinstance(model, keras.Model):  # Keras returns unknown class names as a plain dict
-        raise ModelLoadError(f"{json_path} is not a Keras model architecture")
-    expected_in = (None, INPUT_SIZE, INPUT_SIZE, 1)
-    expected_out = (None, len(EMOTIONS_LIST))
-    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
-        raise ModelLoadError(
-            f"{json_path} maps {model.input_shape} to {model.output_shape}; "
-            f"expected {expected_in} to {expected_out}")
-    try:
-        model.load_weights(weights_path)
-    except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
-        raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
+    """The Keras model of the two files, checked (see ``FacialExpressionModel``'s errors). TensorFlow's
+    C++ start-up lines (CUDA probing, absl) are kept off stderr while it loads; errors are raised."""
+    with _quiet_stderr():
+        keras = _import_keras()
+        try:
+            model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{json_path} is not a Keras model architecture: {exc}") from exc
+        if not isinstance(model, keras.Model):  # Keras returns unknown class names as a plain dict
+            raise ModelLoadError(f"{json_path} is not a Keras model architecture")
+        expected_in = (None, INPUT_SIZE, INPUT_SIZE, 1)
+        expected_out = (None, len(EMOTIONS_LIST))
+        if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+            raise ModelLoadError(
+                f"{json_path} maps {model.input_shape} to {model.output_shape}; "
+                f"expected {expected_in} to {expected_out}")
+        try:
+            model.load_weights(weights_path)
+        except Exception as exc:  # h5py/Keras raise OSError, ValueError or KeyError by case
+            raise ModelLoadError(f"{weights_path} does not hold weights for {json_path}: {exc}") from exc
     log.info("loaded the Keras model %s (%d parameters)", model.name, model.count_params())
     return model
 

@@ -18,29 +18,34 @@ from tqdm import tqdm
 
 from analysis import SMOOTHING_HALF_LIFE, FaceAnalyzer
 from camera import SourceError, VideoCamera
-from detection import DETECT_EVERY, make_face_detector
+from detection import DEFAULT_DETECTOR, DETECT_EVERY, MIN_SCORE, make_face_detector
 from drawing import EMOTION_COLORS, draw_faces
 from faces import EMOTIONS_LIST, Face
 from model import FacialExpressionModel
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", *EMOTIONS_LIST, "emotion")
+CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", "score", *EMOTIONS_LIST, "emotion")
 
 
 def csv_row(index: int, seconds: float, face: Face) -> list:
-    """The report CSV's row (``CSV_COLUMNS``) of one tracked face of frame ``index`` at ``seconds``."""
-    return [index, f"{seconds:.3f}", face.id, *face.box, *(f"{p:.4f}" for p in face.probabilities), face.emotion]
+    """The report CSV's row (``CSV_COLUMNS``) of one tracked face of frame ``index`` at ``seconds``
+    (``score`` empty where the detector gives none)."""
+    score = "" if face.score is None else f"{face.score:.4f}"
+    return [index, f"{seconds:.3f}", face.id, *face.box, score, *(f"{p:.4f}" for p in face.probabilities),
+            face.emotion]
 
 
 def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpressionModel,
                    smoothing_half_life: float = SMOOTHING_HALF_LIFE, progress: bool = True,
-                   detector: str = "haar", detect_every: int = DETECT_EVERY) -> dict[str, Path]:
+                   detector: str = DEFAULT_DETECTOR, detect_every: int = DETECT_EVERY,
+                   min_score: float = MIN_SCORE) -> dict[str, Path]:
     """Annotate every frame of ``video`` and write ``<stem>_annotated.mp4``, ``<stem>_faces.csv`` (one row
-    per face per frame: frame index, time in s, face id, box in pixels, the seven probabilities, the
-    emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the faces, against time).
+    per face per frame: frame index, time in s, face id, box in pixels, detector score, the seven
+    probabilities, the emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the faces, against time).
 
-    ``detector`` is one of ``detection.DETECTORS``; ``detect_every`` as for ``detection.FaceFinder``.
+    ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence (see
+    ``detection.make_face_detector``); ``detect_every`` as for ``detection.FaceFinder``.
 
     Returns:
         The three paths, keyed ``"video"``, ``"csv"``, ``"plot"``.
@@ -50,7 +55,8 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
         ValueError, RuntimeError: an unknown or unavailable detector (see ``detection.make_face_detector``).
     """
     video, output_dir = Path(video), Path(output_dir)
-    analyzer = FaceAnalyzer(model, make_face_detector(detector), smoothing_half_life, detect_every)
+    analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life,
+                            detect_every)
     camera = VideoCamera(video, paced=False, loop=False)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",

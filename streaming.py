@@ -169,9 +169,9 @@ def limit_malloc_arenas(count: int = 2) -> None:
     ``MALLOC_ARENA_MAX`` environment variable already says; elsewhere than glibc, nothing.
 
     By default glibc gives threads up to 8 arenas per core, and the server has 64 threads: memory freed
-    after many viewers stays scattered over those arenas, so the process grew by 40-70 MiB with every
-    round of 20 viewers (`benchmarks/load.py`); with two arenas it stays flat. Call it before the
-    server's threads start."""
+    after many viewers stays scattered over those arenas, so the process grows with every round of
+    viewers; with two arenas it stays flat (README, "Many viewers": ``python -m benchmarks.load``). Call
+    it before the server's threads start."""
     libc = _glibc()
     if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
         libc.mallopt(_M_ARENA_MAX, count)

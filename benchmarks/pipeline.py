@@ -91,13 +91,16 @@ def upscaled_copy(video: Path, height: int, frames: int) -> Path:
 
 
 def machine() -> str:
-    """CPU model and core count, for the report."""
+    """CPU model, its widest vector instructions, and core count, for the report (the LiteRT kernels are
+    several times faster with AVX-512 than with AVX2 alone)."""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1] for line in info.splitlines() if line.startswith("flags")).split())
+        vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     except (OSError, StopIteration):
-        cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} logical cores, OpenCV {cv2.__version__}"
+        cpu, vector = platform.processor() or platform.machine(), "vector unit unknown"
+    return f"{cpu} ({vector}), {os.cpu_count()} logical cores, OpenCV {cv2.__version__}"
 
 
 def recall(found: list[np.ndarray], reference: list[np.ndarray]) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Flask
 
 from analysis import SMOOTHING_HALF_LIFE
-from detection import DETECT_EVERY, DETECTORS, make_face_detector
+from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE, make_face_detector
 from images import MAX_PIXELS
 from model import MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
 
@@ -43,10 +43,12 @@ DEFAULT_CONFIG = {
     # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": MAX_PIXELS,
-    # Photos are searched for faces at up to this many pixels (frames of streams at detection.DETECT_MAX_PIXELS).
-    "PHOTO_DETECT_MAX_PIXELS": 1920 * 1080,
+    # Photos are searched for faces at up to this many pixels (Haar and HOG; None: at full resolution).
+    "PHOTO_DETECT_MAX_PIXELS": None,
     # Face detector of streams and photos: one of detection.DETECTORS.
-    "DETECTOR": "haar",
+    "DETECTOR": DEFAULT_DETECTOR,
+    # Least detector confidence of a face, in [0, 1] (detectors that give one: BlazeFace).
+    "MIN_SCORE": MIN_SCORE,
 }
 
 
@@ -57,7 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     Raises:
         FileNotFoundError, model.ModelLoadError: the model files are missing or corrupt.
         ValueError, RuntimeError: ``DETECTOR`` is unknown, or "hog" without dlib installed;
-            ``DETECT_EVERY`` is not a positive integer.
+            ``DETECT_EVERY`` is not a positive integer; ``MIN_SCORE`` is not in [0, 1].
         camera.SourceError: ``SOURCE`` is ``"webcam"`` and the webcam does not open, or a path that is
             not a file.
     """
@@ -78,7 +80,10 @@ def check_config(config) -> None:
     """Refuse settings that would fail later, at the first frame (see ``create_app``'s errors)."""
     if config["DETECTOR"] not in DETECTORS:
         raise ValueError(f"unknown face detector {config['DETECTOR']!r}; expected one of {DETECTORS}")
-    make_face_detector(config["DETECTOR"])  # an unavailable detector (hog without dlib) fails here
+    score = config["MIN_SCORE"]
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise ValueError(f"MIN_SCORE must be a number from 0 to 1, not {score!r}")
+    make_face_detector(config["DETECTOR"], score)  # an unavailable detector (hog without dlib) fails here
     every = config["DETECT_EVERY"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"DETECT_EVERY must be an integer of at least 1, not {every!r}")

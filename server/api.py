@@ -48,8 +48,8 @@ def predict():
                                f"content type, not {request.mimetype or 'no content type'}")
     config = current_app.config
     frame = decode_image(data, config["MAX_IMAGE_PIXELS"])
-    faces = analyze_frame(frame, current_app.extensions["model"], thread_face_detector(config["DETECTOR"]),
-                          config["PHOTO_DETECT_MAX_PIXELS"])
+    detector = thread_face_detector(config["DETECTOR"], config["MIN_SCORE"])
+    faces = analyze_frame(frame, current_app.extensions["model"], detector, config["PHOTO_DETECT_MAX_PIXELS"])
     return jsonify(width=frame.shape[1], height=frame.shape[0], faces=[face_to_dict(face) for face in faces])
 
 

@@ -49,12 +49,13 @@ def webcam_opens(index: int) -> bool:
         capture.release()
 
 
-def open_stream(target: int | Path, model, detector: str, smoothing_half_life: float, detect_every: int):
+def open_stream(target: int | Path, model, detector: str, min_score: float, smoothing_half_life: float,
+                detect_every: int):
     """A ``streaming.StreamFactory`` body: open ``target`` (webcam index or file) and return its annotated
     stream; searches move to a worker thread once they take longer than one frame period."""
     camera = VideoCamera(target)
     try:
-        analyzer = FaceAnalyzer(model, make_face_detector(detector), smoothing_half_life, detect_every,
+        analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
                                 search_budget=1.0 / camera.fps)
     except Exception:
         camera.release()
@@ -84,7 +85,7 @@ class SourceCatalog:
         self.default, self._extra = self._choose_default(config["SOURCE"])
         log.info("default source: %s", self.default or "none")
         self._stream_options = {
-            "model": app.extensions["model"], "detector": config["DETECTOR"],
+            "model": app.extensions["model"], "detector": config["DETECTOR"], "min_score": config["MIN_SCORE"],
             "smoothing_half_life": max(float(config["SMOOTHING_HALF_LIFE"]), 0.0),
             "detect_every": config["DETECT_EVERY"]}
         app.extensions["sources"] = self

@@ -120,7 +120,7 @@ def start_server(args: list[str], log_path: Path, timeout: float = 60) -> tuple[
         try:
             urllib.request.urlopen(base + "/", timeout=2).read()
             return process, base
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, or not answered yet (the port is bound before the model loads)
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"server did not start:\n{log_path.read_text()}")

@@ -58,6 +58,7 @@ def test_every_format_finds_the_face(client, kind):
     assert len(answer["faces"]) == 1
     face = answer["faces"][0]
     assert iou(face["box"], ASTRONAUT_FACE) > 0.6
+    assert 0.5 <= face["score"] <= 1  # BlazeFace's confidence, at least the default --min-score
     assert set(face["probabilities"]) == set(EMOTIONS_LIST)
     assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
 
@@ -138,6 +139,7 @@ def test_the_hog_detector_serves_photos_and_streams(make_app, face_video):
     response = client.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png")
     assert response.status_code == 200
     assert max(iou(face["box"], ASTRONAUT_FACE) for face in response.get_json()["faces"]) > 0.5
+    assert all(face["score"] is None for face in response.get_json()["faces"])  # HOG gives no score
     frames = read_jpeg_frames(client.get(f"/video_feed?source={face_video[0].name}", buffered=False), 3)
     assert len(frames) == 3 and all(f is not None for f in frames)
 
@@ -186,3 +188,16 @@ def test_the_openapi_description_matches_real_answers(client):
     with pytest.raises(jsonschema.ValidationError):  # the schema does constrain the answer
         jsonschema.validate({"width": 1, "height": 1, "faces": [{"box": [1, 2, 3]}]},
                             {"$ref": "#/components/schemas/Prediction", "components": spec["components"]})
+
+
+@pytest.mark.parametrize("min_score", [1.5, -0.1, "0.5", True, None])
+def test_a_bad_min_score_stops_the_start(make_app, min_score):
+    with pytest.raises(ValueError, match="MIN_SCORE"):
+        make_app(MIN_SCORE=min_score)
+
+
+def test_min_score_filters_the_api_faces(make_app):
+    answer = make_app().test_client().post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png")
+    score = answer.get_json()["faces"][0]["score"]
+    stricter = make_app(MIN_SCORE=min(1.0, score + 0.01)).test_client()
+    assert stricter.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png").get_json()["faces"] == []

@@ -6,7 +6,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from helpers import ASTRONAUT_FACE, astronaut_bgr, decoded_frames
+from helpers import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, decoded_frames, requires_media
 
 from detection import (
     THUMBNAIL_SIZE,
@@ -28,18 +28,19 @@ def grays(path):
 
 def test_detect_faces_on_the_astronaut():
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
-    boxes = detect_faces(gray, load_face_detector())
+    boxes, scores = detect_faces(gray, load_face_detector())
+    assert scores.shape == (len(boxes),) and np.isnan(scores).all()  # Haar gives no score
     assert boxes.shape == (1, 4) and boxes.dtype == np.int32
     assert iou(boxes[0], ASTRONAUT_FACE) > 0.6
 
 
 @pytest.mark.parametrize("shape", [(2200, 1), (1, 2200), (20, 1000), (5000, 40)])
 def test_detect_faces_on_slivers_finds_none_without_error(shape):
-    assert detect_faces(np.full(shape, 128, np.uint8), load_face_detector()).shape == (0, 4)
+    assert detect_faces(np.full(shape, 128, np.uint8), load_face_detector())[0].shape == (0, 4)
 
 
 def test_detect_faces_finds_none_in_a_blank_frame():
-    assert detect_faces(np.full((240, 320), 128, np.uint8), load_face_detector()).shape == (0, 4)
+    assert detect_faces(np.full((240, 320), 128, np.uint8), load_face_detector())[0].shape == (0, 4)
 
 
 def test_crop_faces_clips_boxes_at_the_border():
@@ -63,7 +64,7 @@ def test_detection_on_a_downscaled_frame_maps_boxes_back():
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     expected = tuple(v * 1080 / 512 for v in ASTRONAUT_FACE)
     expected = (expected[0] + 400, *expected[1:])
-    boxes = detect_faces(gray, load_face_detector(), max_pixels=854 * 480)
+    boxes, _ = detect_faces(gray, load_face_detector(), max_pixels=854 * 480)
     assert len(boxes) == 1
     assert iou(boxes[0], expected) > 0.6
 
@@ -73,7 +74,7 @@ def test_finder_follows_the_face_between_full_searches(face_video):
     path, boxes, _ = face_video
     frames = grays(path)
     finder = FaceFinder(load_face_detector(), detect_every=4)
-    found = [finder(gray) for gray in frames]
+    found = [finder(gray).boxes for gray in frames]
     # frames 0, 4, 8, ... and a few more where the fast-moving face changed the picture (scene_changed)
     assert -(-len(frames) // 4) <= finder.full_searches < len(frames) / 2
     assert all(len(b) == 1 for b in found)
@@ -89,14 +90,14 @@ def test_background_search_follows_the_face_and_stops_its_thread(face_video):
     try:
         found = []
         for gray in frames:
-            found.append(finder(gray))
+            found.append(finder(gray).boxes)
             time.sleep(0.05)  # paced as the 20 frames/s source: a search ends a frame or two later
         assert any(t.name.startswith("face-search") for t in threading.enumerate())
     finally:
         finder.close()
     assert not any(t.name.startswith("face-search") for t in threading.enumerate())
     assert finder.full_searches >= len(frames) // 4
-    assert len(finder(frames[0])) == 1  # after close: searches in line
+    assert len(finder(frames[0]).boxes) == 1  # after close: searches in line
     assert all(len(b) == 1 for b in found)
     overlaps = [iou(b[0], expected) for b, expected in zip(found, boxes, strict=True)]
     assert min(overlaps) > 0.5, f"worst IoU {min(overlaps):.2f} at frame {int(np.argmin(overlaps))}"
@@ -105,7 +106,7 @@ def test_background_search_follows_the_face_and_stops_its_thread(face_video):
 def wait_for_search(finder, gray, frames=20):
     """Give ``gray`` to the finder (paced) until a background search has ended; return the last boxes."""
     for _ in range(frames):
-        boxes = finder(gray)
+        boxes = finder(gray).boxes
         time.sleep(0.05)
     return boxes
 
@@ -114,10 +115,10 @@ def test_background_search_after_a_cut_forgets_the_last_scene(face_video):
     gray = grays(face_video[0])[0]
     finder = FaceFinder(load_face_detector(), detect_every=1, search_budget=0)
     try:
-        assert [len(finder(gray)) for _ in range(2)] == [1, 1]  # two in-line searches
+        assert [len(finder(gray).boxes) for _ in range(2)] == [1, 1]  # two in-line searches
         finder.detect_every = 100  # from now on, searches only after cuts, in the background
         black = np.zeros_like(gray)
-        assert len(finder(black)) == 0  # the cut: the face is gone at once, before any search ends
+        assert len(finder(black).boxes) == 0  # the cut: the face is gone at once, before any search ends
         assert len(wait_for_search(finder, black)) == 0
         assert len(wait_for_search(finder, gray)) == 1  # and back: found by a background search
         assert finder.full_searches == 4
@@ -156,7 +157,7 @@ def test_searches_within_the_budget_stay_in_line(face_video):
     frames = grays(face_video[0])
     finder = FaceFinder(load_face_detector(), detect_every=2, search_budget=10.0)
     try:
-        assert all(len(finder(gray)) == 1 for gray in frames[:6])
+        assert all(len(finder(gray).boxes) == 1 for gray in frames[:6])
         assert finder.full_searches == 3
         assert not any(t.name.startswith("face-search") for t in threading.enumerate())
     finally:
@@ -166,11 +167,11 @@ def test_searches_within_the_budget_stay_in_line(face_video):
 def test_finder_searches_the_whole_frame_after_a_cut(face_video):
     gray = grays(face_video[0])[0]
     finder = FaceFinder(load_face_detector(), detect_every=100)
-    assert [len(finder(gray)) for _ in range(3)] == [1, 1, 1]
+    assert [len(finder(gray).boxes) for _ in range(3)] == [1, 1, 1]
     assert finder.full_searches == 1  # a still picture: searched whole once
-    assert len(finder(np.zeros_like(gray))) == 0  # a cut to black: searched whole, no face
+    assert len(finder(np.zeros_like(gray)).boxes) == 0  # a cut to black: searched whole, no face
     assert finder.full_searches == 2
-    assert len(finder(gray)) == 1  # and back: found again at once
+    assert len(finder(gray).boxes) == 1  # and back: found again at once
     assert finder.full_searches == 3
 
 
@@ -211,7 +212,7 @@ def test_scene_changed_tells_a_cut_from_noise():
 
 def test_hog_detector_finds_the_astronaut():
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
-    boxes = detect_faces(gray, make_face_detector("hog"))
+    boxes, _ = detect_faces(gray, make_face_detector("hog"))
     assert boxes.shape == (1, 4) and boxes.dtype == np.int32
     assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
 
@@ -219,13 +220,84 @@ def test_hog_detector_finds_the_astronaut():
 def test_hog_detector_follows_the_face_through_a_video(face_video):
     path, boxes, _ = face_video
     finder = FaceFinder(make_face_detector("hog"))
-    found = [finder(gray) for gray in grays(path)]
+    found = [finder(gray).boxes for gray in grays(path)]
     # the face in every frame (HOG also takes a patch of the suit for a face in some frames)
     best = [max((iou(box, expected) for box in b), default=0) for b, expected in zip(found, boxes, strict=True)]
     assert min(best) > 0.4
 
 
-@pytest.mark.parametrize("kind", ["", "Haar", "yunet", None])
+@pytest.mark.parametrize("kind", ["", "Haar", "yunet", "BlazeFace", None])
 def test_unknown_detector_is_refused(kind):
     with pytest.raises(ValueError, match="unknown face detector"):
         make_face_detector(kind)
+
+
+def test_blazeface_finds_the_astronaut_with_a_score():
+    boxes, scores = detect_faces(astronaut_bgr(), make_face_detector("blazeface"))
+    assert boxes.shape == (1, 4) and boxes.dtype == np.int32
+    assert iou(boxes[0], ASTRONAUT_FACE) > 0.5
+    assert scores.dtype == np.float32 and 0.5 <= scores[0] <= 1
+
+
+def test_blazeface_reads_grayscale_frames_too():
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    boxes, _ = detect_faces(gray, make_face_detector("blazeface"))
+    assert len(boxes) == 1 and iou(boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_blazeface_min_score_drops_weaker_faces():
+    frame = astronaut_bgr()
+    _, scores = detect_faces(frame, make_face_detector("blazeface"))
+    assert len(detect_faces(frame, make_face_detector("blazeface", min_score=float(scores[0]) + 0.01))[0]) == 0
+
+
+@pytest.mark.parametrize("min_score", [-0.1, 1.5, float("nan")])
+def test_blazeface_refuses_a_score_outside_0_1(min_score):
+    with pytest.raises(ValueError, match="min_score"):
+        make_face_detector("blazeface", min_score)
+
+
+@pytest.mark.parametrize("shape", [(2200, 1), (1, 2200), (20, 1000), (240, 320), (5000, 40)])
+def test_blazeface_on_slivers_and_blank_frames_finds_none(shape):
+    boxes, scores = detect_faces(np.full(shape, 128, np.uint8), make_face_detector("blazeface"))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def test_blazeface_finds_a_small_face_in_a_large_frame_with_tiles():
+    from detection import BlazeFaceDetector
+
+    small = cv2.resize(astronaut_bgr(), (205, 205), interpolation=cv2.INTER_AREA)  # a face of 40 px
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[600:805, 1500:1705] = small
+    expected = (1500 + ASTRONAUT_FACE[0] * 0.4, 600 + ASTRONAUT_FACE[1] * 0.4, 40, 40)
+    assert len(BlazeFaceDetector().detect(frame)[0]) == 0  # too small in the whole frame scaled to 192 px
+    boxes, _ = BlazeFaceDetector(tile=480).detect(frame)
+    assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4
+
+
+#: Centres (x, y) of the seven faces of deepface_selfie-many-people.jpg (600x604), marked by eye: the
+#: bearded man, the man in the middle, the man with glasses at the top right (cut by the edge), the
+#: woman at the left edge, the woman in the middle, the woman at the bottom left (mostly outside the
+#: frame) and the man very close to the camera at the bottom right (cut).
+SELFIE_FACES = [(258, 198), (425, 215), (570, 160), (35, 300), (148, 380), (20, 515), (555, 465)]
+
+
+@requires_media
+def test_blazeface_finds_most_faces_of_a_group_selfie_and_nothing_else():
+    frame = cv2.imread(str(MEDIA_DIR / "faces" / "deepface_selfie-many-people.jpg"))
+    boxes, scores = detect_faces(frame, make_face_detector("blazeface"))
+
+    def faces_inside(box):
+        x, y, w, h = box
+        return [i for i, (cx, cy) in enumerate(SELFIE_FACES) if x <= cx <= x + w and y <= cy <= y + h]
+
+    assert all(len(faces_inside(box)) == 1 for box in boxes), boxes  # every box on one real face
+    assert len({faces_inside(box)[0] for box in boxes}) >= 5 == len(boxes)
+    assert ((scores >= 0.5) & (scores <= 1)).all()
+
+
+@requires_media
+@pytest.mark.parametrize("name", ["skimage_coffee.png", "fer_no-faces.jpg"])
+def test_blazeface_finds_no_face_where_there_is_none(name):
+    frame = cv2.imread(str(MEDIA_DIR / "noface" / name))
+    assert len(detect_faces(frame, make_face_detector("blazeface"))[0]) == 0

@@ -25,6 +25,7 @@ def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [int(r["frame"]) for r in rows] == list(range(len(boxes)))  # one face in every frame
     assert {r["face_id"] for r in rows} == {"1"}
+    assert all(0.5 <= float(r["score"]) <= 1 for r in rows)
     assert float(rows[10]["time_s"]) == pytest.approx(10 / fps)
     for row in rows:
         assert sum(float(row[name]) for name in EMOTIONS_LIST) == pytest.approx(1, abs=2e-3)

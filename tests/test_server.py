@@ -121,7 +121,9 @@ def test_a_webcam_that_does_not_open_is_not_offered(make_app, tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
-                                  ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"]])
+                                  ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"],
+                                  ["--min-score", "1.5"], ["--min-score", "-0.1"], ["--min-score", "high"],
+                                  ["--min-score", "nan"]])
 def test_command_line_errors_exit_non_zero(argv):
     from main import main
 
@@ -165,6 +167,7 @@ def test_events_stream_the_faces_of_the_video(client, face_video):
         assert len(event["faces"]) == 1
         face = event["faces"][0]
         assert face["id"] >= 1 and face["emotion"] in face["probabilities"]
+        assert 0.5 <= face["score"] <= 1  # the default detector's confidence
 
 
 def test_events_of_a_broken_video_end_with_the_reason(app, client):
