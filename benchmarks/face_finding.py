@@ -159,7 +159,9 @@ def clip(source: str, names: list[str], limit: int | None) -> None:
         for label, every in schedules:
             found = []
             if every is None:
-                def step(frame, process=fer_pipeline(model)):
+                fer_process = fer_pipeline(model)
+
+                def step(frame, process=fer_process):
                     return process(frame, NO_TIMER)
             else:
                 analyzer = FaceAnalyzer(model, DETECTORS[name](), detect_every=every)
