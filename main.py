@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from analysis import SMOOTHING_HALF_LIFE
 from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE
+from images import MAX_PIXELS
 from model import RUNTIMES
 
 log = logging.getLogger("main")
@@ -89,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker threads of the server; every open page holds two for as long as it is "
                             "open (the stream and its live probabilities), so N threads serve about N/2 "
                             "viewers (default 64)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a host name (or address) the server also answers to, besides localhost, 127.0.0.1, "
+                            "[::1] and --host; repeat for more (other Host headers get 400)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="another site's origin (e.g. https://example.org) whose pages may call the API and "
+                            "read the streams; repeat for more (others get 403)")
+    serve.add_argument("--max-upload-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
+                       help=f"largest photo accepted, in pixels (default {MAX_PIXELS:,}; larger: 413)")
+    serve.add_argument("--max-uploads", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+                       help="photos analysed at once; more wait up to 2 s, then get 503 (default: the number "
+                            "of CPU cores)")
+    serve.add_argument("--client-timeout", type=positive_int, default=30, metavar="SECONDS",
+                       help="a connection that reads nothing for this long is closed and its thread freed "
+                            "(default 30)")
     annotate = commands.add_parser(
         "annotate", parents=[analysis], help="write an annotated copy of a video, a CSV and a plot",
         description="Write an annotated copy of a video, a CSV of every face in every frame, and a plot of "
@@ -123,7 +139,9 @@ def serve_main(args: argparse.Namespace) -> int:
     # OpenCV's own warnings (probing a webcam that is not there) would repeat what the app logs
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
-                    "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime}
+                    "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime,
+                    "ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
+                    "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
     elif args.source != "auto":
@@ -131,7 +149,8 @@ def serve_main(args: argparse.Namespace) -> int:
     app = None
     try:  # the port first: a busy one fails at once, before the model loads
         server = create_server(lambda environ, start_response: app(environ, start_response),
-                               host=args.host, port=args.port, threads=args.threads, ident=None)
+                               host=args.host, port=args.port, threads=args.threads, ident=None,
+                               channel_timeout=args.client_timeout)
     except OSError as exc:
         log.error("cannot serve on %s port %d: %s", args.host, args.port, exc.strerror or exc)
         return 1

@@ -42,7 +42,8 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
                    min_score: float = MIN_SCORE) -> dict[str, Path]:
     """Annotate every frame of ``video`` and write ``<stem>_annotated.mp4``, ``<stem>_faces.csv`` (one row
     per face per frame: frame index, time in s, face id, box in pixels, detector score, the seven
-    probabilities, the emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the faces, against time).
+    probabilities, the emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the
+    faces, against time).
 
     ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence (see
     ``detection.make_face_detector``); ``detect_every`` as for ``detection.FaceFinder``.

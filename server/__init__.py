@@ -7,17 +7,19 @@ offered and one producer per source) and ``security`` (response headers, error p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
 
 from analysis import SMOOTHING_HALF_LIFE
 from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE, make_face_detector
-from images import MAX_PIXELS
+from images import MAX_PIXELS, WORKING_PIXELS
 from model import MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
 
 from . import api, pages, security
 from .sources import SourceCatalog
+from .uploads import UploadLimiter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,9 +42,18 @@ DEFAULT_CONFIG = {
     "DETECT_EVERY": DETECT_EVERY,
     # Live probabilities (/events): most updates per second sent to a page.
     "EVENTS_PER_SECOND": 5.0,
-    # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413).
+    # Uploads: largest request body in bytes (larger: 413), largest image in pixels (larger: 413), pixels
+    # an image is decoded or scaled to for the search, photos analysed at once (more wait UPLOAD_WAIT
+    # seconds for a slot, then get 503).
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": MAX_PIXELS,
+    "WORKING_PIXELS": WORKING_PIXELS,
+    "MAX_UPLOADS": os.cpu_count() or 1,
+    "UPLOAD_WAIT": 2.0,
+    # Host names the server answers to (others: 400, against DNS rebinding), besides "localhost",
+    # "127.0.0.1" and "[::1]"; and the origins of other sites allowed to call the API and read the streams.
+    "ALLOWED_HOSTS": [],
+    "CORS_ORIGINS": [],
     # Photos are searched for faces at up to this many pixels (Haar and HOG; None: at full resolution).
     "PHOTO_DETECT_MAX_PIXELS": None,
     # Face detector of streams and photos: one of detection.DETECTORS.
@@ -70,6 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["model"] = app.config.get("MODEL") or FacialExpressionModel(
         app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"], runtime=app.config["RUNTIME"])
     SourceCatalog().init_app(app)
+    UploadLimiter().init_app(app)
     security.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

@@ -17,6 +17,8 @@ from detection import thread_face_detector
 from faces import face_to_dict
 from images import ImageError, decode_image
 
+from .uploads import uploads
+
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
@@ -46,11 +48,17 @@ def predict():
     else:
         return json_error(415, "send an image as multipart field 'image' or as a body with an image/* "
                                f"content type, not {request.mimetype or 'no content type'}")
-    config = current_app.config
-    frame = decode_image(data, config["MAX_IMAGE_PIXELS"])
-    detector = thread_face_detector(config["DETECTOR"], config["MIN_SCORE"])
-    faces = analyze_frame(frame, current_app.extensions["model"], detector, config["PHOTO_DETECT_MAX_PIXELS"])
-    return jsonify(width=frame.shape[1], height=frame.shape[0], faces=[face_to_dict(face) for face in faces])
+    config, model = current_app.config, current_app.extensions["model"]
+
+    def analyze():  # on an upload worker thread (server/uploads.py)
+        image = decode_image(data, config["MAX_IMAGE_PIXELS"], config["WORKING_PIXELS"])
+        detector = thread_face_detector(config["DETECTOR"], config["MIN_SCORE"])
+        faces = analyze_frame(image.frame, model, detector, config["PHOTO_DETECT_MAX_PIXELS"])
+        scale = image.width / image.frame.shape[1]  # boxes in pixels of the image as uploaded
+        return image, [face.replace(box=tuple(round(v * scale) for v in face.box)) for face in faces]
+
+    image, faces = uploads().run(analyze)
+    return jsonify(width=image.width, height=image.height, faces=[face_to_dict(face) for face in faces])
 
 
 @functools.cache

@@ -74,7 +74,9 @@ def test_exif_orientation_is_applied():
     sideways = astronaut_pil().transpose(Image.Transpose.ROTATE_90)  # what a phone stores
     exif = Image.Exif()
     exif[0x0112] = 6
-    frame = decode_image(encode(sideways, "JPEG", exif=exif.tobytes(), quality=95))
+    decoded = decode_image(encode(sideways, "JPEG", exif=exif.tobytes(), quality=95))
+    frame = decoded.frame
+    assert (decoded.width, decoded.height) == (512, 512)
     reference = astronaut_bgr().astype(int)
     assert np.abs(frame.astype(int) - reference).mean() < 8
 
@@ -201,3 +203,22 @@ def test_min_score_filters_the_api_faces(make_app):
     score = answer.get_json()["faces"][0]["score"]
     stricter = make_app(MIN_SCORE=min(1.0, score + 0.01)).test_client()
     assert stricter.post("/api/predict", data=GOOD_UPLOADS["png"](), content_type="image/png").get_json()["faces"] == []
+
+
+def test_a_large_jpeg_is_decoded_small_and_its_boxes_scaled_back(client):
+    """A 3072x3072 JPEG (9.4 MP) is decoded at half its sides (Pillow's DCT scaling) for the search, and
+    the face's box is given in the uploaded image's pixels."""
+    big = astronaut_pil().resize((3072, 3072), Image.Resampling.BICUBIC)
+    data = encode(big, "JPEG", quality=85)
+    decoded = decode_image(data, working_pixels=4_000_000)
+    assert (decoded.width, decoded.height) == (3072, 3072)
+    assert decoded.frame.shape[0] * decoded.frame.shape[1] <= 4_000_000 * 1.01
+    answer = client.post("/api/predict", data=data, content_type="image/jpeg").get_json()
+    assert (answer["width"], answer["height"]) == (3072, 3072)
+    assert iou(answer["faces"][0]["box"], [v * 6 for v in ASTRONAUT_FACE]) > 0.5
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(client):
+    header_only = encode(Image.new("L", (4900, 5000)), "JPEG", quality=1)[:600]  # the header declares 24.5 MP
+    response = client.post("/api/predict", data=header_only, content_type="image/jpeg")
+    assert response.status_code == 413 and "12,000,000" in response.get_json()["error"]
