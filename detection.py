@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from faces import crop_faces
+from native import quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +204,10 @@ class BlazeFaceDetector:
         from ai_edge_litert.interpreter import Interpreter
 
         self.min_score, self.pad, self.tile, self.min_size, self.ears = min_score, pad, tile, min_size, ears
-        self._interpreter = Interpreter(model_path=str(Path(spec.submodule_search_locations[0]) / "data" / file),
-                                        num_threads=1)
-        self._interpreter.allocate_tensors()
+        with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
+            self._interpreter = Interpreter(
+                model_path=str(Path(spec.submodule_search_locations[0]) / "data" / file), num_threads=1)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = {int(d["shape"][-1]): d["index"] for d in self._interpreter.get_output_details()}
         self._regressors, self._classifiers = outputs[16], outputs[1]

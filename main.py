@@ -11,6 +11,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from analysis import SMOOTHING_HALF_LIFE
@@ -127,15 +129,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+def drop_stalled_clients(server, timeout: float, stop: threading.Event) -> None:
+    """Close every connection whose response has had bytes waiting for ``timeout`` s while none of them
+    could be sent (its client reads nothing), until ``stop`` is set; run in a thread of its own.
+
+    waitress's ``channel_timeout`` closes only idle connections, and the thread that serves a stream blocks
+    once the stream's output buffer is full: a viewer that stops reading would hold a server thread for
+    good. This watches waitress's channels (``last_activity`` is when one last sent bytes) and has the
+    server's own loop close them; the blocked thread then gets ``ClientDisconnected`` and is freed.
+    """
+    from waitress.channel import HTTPChannel
+
+    while not stop.wait(1.0):
+        cutoff = time.time() - timeout
+        for channel in list(getattr(server, "_map", {}).values()):
+            if (isinstance(channel, HTTPChannel) and channel.requests and channel.total_outbufs_len
+                    and channel.last_activity < cutoff):
+                log.info("closing a connection that has read nothing for %g s", timeout)
+                channel.last_activity = time.time()  # once
+                server.trigger.pull_trigger(channel.handle_close)
+
+
 def serve_main(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 1 when the app cannot start or the port cannot be bound."""
     import cv2
     from waitress import create_server
 
+    from native import limit_malloc_arenas
     from server import create_app
-    from streaming import limit_malloc_arenas
 
-    limit_malloc_arenas()  # before the server's threads exist: see streaming.limit_malloc_arenas
+    limit_malloc_arenas()  # before the server's threads exist: see native.limit_malloc_arenas
     # OpenCV's own warnings (probing a webcam that is not there) would repeat what the app logs
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
@@ -163,11 +186,15 @@ def serve_main(args: argparse.Namespace) -> int:
     log.info("serving on http://%s:%d/ (%d threads)", args.host, args.port, args.threads)
     # SIGTERM ends the process like Ctrl-C does: out of run(), then the sources are released
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    stop = threading.Event()
+    threading.Thread(target=drop_stalled_clients, args=(server, args.client_timeout, stop),
+                     name="stalled-clients", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         log.info("shutting down: releasing the video sources")
         app.extensions["sources"].producers.stop_all()
         server.close()

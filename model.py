@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from faces import EMOTIONS_LIST, Face, crop_faces
+from native import quiet_stderr
 
 if TYPE_CHECKING:  # Keras (and with it TensorFlow) is imported only where a function needs it
     import keras
@@ -401,7 +402,7 @@ def default_model() -> FacialExpressionModel:
 def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:
     """The Keras model of the two files, checked (see ``FacialExpressionModel``'s errors). TensorFlow's
     C++ start-up lines (CUDA probing, absl) are kept off stderr while it loads; errors are raised."""
-    with _quiet_stderr():
+    with quiet_stderr():
         keras = _import_keras()
         try:
             model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
@@ -432,7 +433,7 @@ def _convert_to_litert(model: keras.Model) -> bytes:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its "Assets written to ..." lines
     try:
         # TensorFlow's C++ start-up lines (CUDA probing, absl) go to stderr directly; errors are raised
-        with _quiet_stderr(), tempfile.TemporaryDirectory() as folder:
+        with quiet_stderr(), tempfile.TemporaryDirectory() as folder:
             import tensorflow as tf  # Keras's backend here
 
             path = Path(folder) / "model.tflite"
@@ -456,7 +457,7 @@ class _LiteRTRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            with _quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
+            with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
                 self._interpreter = Interpreter(model_content=content, num_threads=1)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -479,23 +480,6 @@ class _LiteRTRunner:
             self._interpreter.set_tensor(self._input, x)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).copy()
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Send file descriptor 2 to /dev/null for the duration (C++ libraries print there directly)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _as_face_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

@@ -10,11 +10,8 @@ viewer is waiting and none has asked for a frame for ``idle_timeout`` seconds.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 
 from drawing import message_jpeg
 from faces import Face, face_to_dict
+from native import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -158,43 +156,6 @@ class FrameProducer:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()  # a generator's finally: the source is released
             release_free_memory()
-
-
-#: glibc's ``mallopt`` parameter number of ``M_ARENA_MAX`` (malloc.h).
-_M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas(count: int = 2) -> None:
-    """Let glibc's malloc use at most ``count`` arenas (``mallopt(M_ARENA_MAX)``), unless the
-    ``MALLOC_ARENA_MAX`` environment variable already says; elsewhere than glibc, nothing.
-
-    By default glibc gives threads up to 8 arenas per core, and the server has 64 threads: memory freed
-    after many viewers stays scattered over those arenas, so the process grows with every round of
-    viewers; with two arenas it stays flat (README, "Many viewers": ``python -m benchmarks.load``). Call
-    it before the server's threads start."""
-    libc = _glibc()
-    if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
-        libc.mallopt(_M_ARENA_MAX, count)
-
-
-def release_free_memory() -> None:
-    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere nothing).
-
-    A run with many viewers leaves megabytes of freed frame and socket buffers in the allocator's
-    arenas, which glibc keeps (the process's RSS stays at its high-water mark) unless asked."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _glibc() -> ctypes.CDLL | None:
-    """The C library if it is glibc (it has ``malloc_trim`` and ``mallopt``), else None."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 class ProducerRegistry:

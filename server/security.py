@@ -1,7 +1,7 @@
 """What keeps hostile web pages out, and what every answer carries.
 
-- Host names: only ``localhost``, ``127.0.0.1``, ``[::1]``, the address the server binds to and
-  ``ALLOWED_HOSTS`` are served (Flask's ``TRUSTED_HOSTS``; any other ``Host`` gets 400), so a page that
+- Host names: only ``localhost``, ``127.0.0.1``, the address the server binds to and ``ALLOWED_HOSTS``
+  are served (Flask's ``TRUSTED_HOSTS``; any other ``Host`` gets 400), so a page that
   rebinds its own domain name to 127.0.0.1 (DNS rebinding) cannot read the streams.
 - Origins: a request that changes state or costs work (any method but GET/HEAD/OPTIONS, and the
   streams ``/video_feed`` and ``/events``) from another site's page gets 403: its ``Origin`` header
@@ -23,8 +23,8 @@ from werkzeug.exceptions import HTTPException
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
                            "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'")
 
-#: Host names always served (the loopback ones).
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+#: Host names always served (the loopback ones; Werkzeug's host check does not match IPv6 literals).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 #: GET endpoints that cost work (a producer, a stream): refused to other sites like a POST.
 COSTLY_ENDPOINTS = ("pages.video_feed", "pages.events")

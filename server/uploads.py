@@ -15,7 +15,7 @@ from typing import TypeVar
 from flask import Flask, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
-from streaming import release_free_memory
+from native import release_free_memory
 
 log = logging.getLogger(__name__)
 
