@@ -2,6 +2,7 @@
 
     python -m benchmarks.face_finding [--sources photos,woman2,hamilton,hamilton-1080p]
                                       [--detectors blazeface,blazeface-tiles,haar,hog,fer] [--frames N]
+                                      [--min-score-sweep]
 
 The reference boxes are MTCNN's (the ``mtcnn`` wheel 1.0, at full resolution, in a virtual environment of
 its own: ``benchmarks/mtcnn_reference.py``), kept in ``docs/benchmarks/reference/``. A reference face is
@@ -180,18 +181,40 @@ def clip(source: str, names: list[str], limit: int | None) -> None:
     print()
 
 
+def min_score_sweep(source: str, thresholds=(0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)) -> None:
+    """Recall and precision of BlazeFace searching every frame of a clip whole, at each ``--min-score``."""
+    file, video, height = SOURCES[source]
+    reference = {int(k): v for k, v in json.loads((REFERENCE / file).read_text())["frames"].items()}
+    frames, _ = read_frames(MEDIA / "videos" / video, height, None)
+    detector = BlazeFaceDetector(min_score=min(thresholds))
+    found = [detect_faces(frame, detector) for frame in frames]
+    print(f"### --min-score on {video}{f' upscaled to {height} rows' if height else ''}, every frame searched\n")
+    print("| min score | recall | precision |")
+    print("|---|---|---|")
+    for threshold in thresholds:
+        recall, precision = rates([score(boxes[scores >= threshold].tolist(), reference.get(i, []))
+                                   for i, (boxes, scores) in enumerate(found)])
+        print(f"| {threshold:g} | {recall:.3f} | {precision:.3f} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default=",".join(SOURCES))
     parser.add_argument("--detectors",
                         default="blazeface,blazeface-tiles,blazeface-no-border,blazeface-back,haar,hog,fer")
     parser.add_argument("--frames", type=int, default=None, help="at most this many frames of each clip")
+    parser.add_argument("--min-score-sweep", action="store_true",
+                        help="instead: BlazeFace's recall and precision at several --min-score values")
     args = parser.parse_args()
     names = args.detectors.split(",")
     print(f"machine: {machine()}\nreference: MTCNN, confidence >= {MIN_CONFIDENCE}, side >= {MIN_SIDE} px; "
           f"a match: IoU >= {MIN_IOU}, one to one\n")
     for source in args.sources.split(","):
-        if not (REFERENCE / SOURCES[source][0]).is_file():
+        if args.min_score_sweep:
+            if source != "photos":
+                min_score_sweep(source)
+        elif not (REFERENCE / SOURCES[source][0]).is_file():
             print(f"### {source}: no reference file {SOURCES[source][0]}\n")
         elif source == "photos":
             photos(names)

@@ -1,6 +1,6 @@
 """Load test: N concurrent viewers of one source for T seconds against a server this script starts.
 
-    python -m benchmarks.load [--viewers 20] [--seconds 60] [--video PATH] [--settle 15]
+    python -m benchmarks.load [--viewers 20] [--seconds 60] [--video PATH] [--settle 15] [--detector NAME]
 
 Starts ``main.py --source VIDEO`` on a free loopback port, samples the server's RSS, thread count and
 CPU time (cold, then as the baseline after one 3-s viewer has come and gone), holds ``--viewers`` MJPEG
@@ -70,13 +70,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--settle", type=float, default=15, help="seconds of sampling after the viewers leave")
     parser.add_argument("--video", type=Path, default=None)
+    parser.add_argument("--detector", default=None, help="the server's --detector (default: its default)")
     args = parser.parse_args()
     if not 1 <= args.viewers <= 200 or not 0 < args.seconds <= 600:
         parser.error("viewers must be 1-200 and seconds at most 600")
     video = args.video or next((ROOT / "videos").glob("*.mp4"))
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(video), "--port", str(port)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = ["--detector", args.detector] if args.detector else []
+    server = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(video), "--port", str(port),
+                               *options], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -130,7 +132,8 @@ def main() -> None:
                                            for k in ("rss_mib", "threads")}
         rates = [r.get("frames", 0) / elapsed for r in results]
         report = {
-            "video": video.name, "source_fps": round(source_fps, 2), "viewers": args.viewers,
+            "video": video.name, "detector": args.detector or "default", "source_fps": round(source_fps, 2),
+            "viewers": args.viewers,
             "seconds": round(elapsed, 1),
             "frames_per_s_per_viewer": {"min": round(min(rates), 2), "median": round(statistics.median(rates), 2),
                                         "max": round(max(rates), 2)},

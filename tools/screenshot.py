@@ -1,0 +1,63 @@
+"""The README's screenshot: the page streaming the sample video, taken when a frame shows several faces.
+
+    python -m tools.screenshot [--faces 3] [--out docs/screenshot.png]
+
+Starts ``main.py`` on the sample video on a free loopback port, opens the page in the system's Chromium
+(Playwright), waits until the live panel lists at least ``--faces`` faces, and saves a screenshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from benchmarks.load import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    video = next((ROOT / "videos").glob("*.mp4"))
+    server = subprocess.Popen([sys.executable, "main.py", "--source", str(video), "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(base + "/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1100, "height": 620})
+            page.goto(base + "/")
+            deadline = time.monotonic() + 120
+            while page.locator("#live-faces .face").count() < args.faces:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no frame with {args.faces} faces in 120 s")
+                time.sleep(0.1)
+            time.sleep(0.3)  # the stream's image catches up with the live panel
+            page.screenshot(path=str(args.out))
+            browser.close()
+        print(f"wrote {args.out}")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
