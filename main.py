@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-uploads", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                        help="photos analysed at once; more wait up to 2 s, then get 503 (default: the number "
                             "of CPU cores)")
+    serve.add_argument("--max-browser-clients", type=positive_int, default=16, metavar="N",
+                       help="pages showing their visitor's own camera (/?source=browser) analysed at once; one "
+                            "more gets 503 (default 16)")
     serve.add_argument("--client-timeout", type=positive_int, default=30, metavar="SECONDS",
                        help="a connection that reads nothing for this long is closed and its thread freed "
                             "(default 30)")
@@ -164,7 +167,8 @@ def serve_main(args: argparse.Namespace) -> int:
     config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
                     "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime,
                     "ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
-                    "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads}
+                    "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads,
+                    "MAX_BROWSER_CLIENTS": args.max_browser_clients}
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
     elif args.source != "auto":

@@ -18,6 +18,7 @@ from images import MAX_PIXELS, WORKING_PIXELS
 from model import MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
 
 from . import api, pages, security
+from .clients import BrowserClients
 from .sources import SourceCatalog
 from .uploads import UploadLimiter
 
@@ -54,6 +55,11 @@ DEFAULT_CONFIG = {
     # "127.0.0.1" and "[::1]"; and the origins of other sites allowed to call the API and read the streams.
     "ALLOWED_HOSTS": [],
     "CORS_ORIGINS": [],
+    # The visitor's own camera (/?source=browser): pages analysed at once (one more gets 503), seconds
+    # without a frame after which a page's face tracker is forgotten, largest frame in pixels (larger: 413).
+    "MAX_BROWSER_CLIENTS": 16,
+    "CLIENT_IDLE": 30.0,
+    "MAX_CAMERA_PIXELS": 1280 * 720,
     # Photos are searched for faces at up to this many pixels (Haar and HOG; None: at full resolution).
     "PHOTO_DETECT_MAX_PIXELS": None,
     # Face detector of streams and photos: one of detection.DETECTORS.
@@ -82,6 +88,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["MODEL_JSON"], app.config["MODEL_WEIGHTS"], runtime=app.config["RUNTIME"])
     SourceCatalog().init_app(app)
     UploadLimiter().init_app(app)
+    BrowserClients().init_app(app)
     security.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

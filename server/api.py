@@ -17,6 +17,7 @@ from detection import thread_face_detector
 from faces import face_to_dict
 from images import ImageError, decode_image
 
+from .clients import browser_clients
 from .uploads import uploads
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -58,6 +59,19 @@ def predict():
         return image, [face.replace(box=tuple(round(v * scale) for v in face.box)) for face in faces]
 
     image, faces = uploads().run(analyze)
+    return jsonify(width=image.width, height=image.height, faces=[face_to_dict(face) for face in faces])
+
+
+@bp.post("/frames")
+def frames():
+    """One frame of the visitor's own camera: a JPEG body (``image/jpeg``) and ``?client=ID``. Answers
+    ``{"width", "height", "faces": [face with its track "id", ...]}``; see server/clients.py."""
+    if not request.mimetype.startswith("image/"):
+        return json_error(415, f"send the frame as a body with an image/* content type, not "
+                               f"{request.mimetype or 'no content type'}")
+    config = current_app.config
+    image = decode_image(request.get_data(), config["MAX_CAMERA_PIXELS"])
+    faces = browser_clients().analyze(request.args.get("client"), image.frame, current_app.extensions["model"])
     return jsonify(width=image.width, height=image.height, faces=[face_to_dict(face) for face in faces])
 
 

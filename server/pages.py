@@ -13,28 +13,34 @@ from .sources import WEBCAM, catalog
 
 bp = Blueprint("pages", __name__)
 
+#: The ``source`` value of the visitor's own camera, shown by the page itself (server/clients.py).
+BROWSER = "browser"
+
 
 @bp.get("/")
 def index():
-    """The page: the sources, the stream of ``?source=NAME`` (default: the default source) with its live
-    faces, and the photo form."""
+    """The page: the sources, the stream of ``?source=NAME`` (default: the default source) or the
+    visitor's own camera (``?source=browser``) with the live faces, and the photo form."""
     sources = catalog()
     requested = request.args.get("source")
-    if requested:
+    if requested == BROWSER:
+        pass
+    elif requested:
         requested = sources.resolve(requested)[0]  # 404 for an unknown source
     else:  # the default, unless it has gone since the start (a deleted video): then the page says so
         requested = sources.current_default()
     return render_template(
         "index.html", sources=sources.names(), current=requested, default_source=sources.default,
-        webcam_index=sources.webcam_index, webcam_missing=sources.webcam_missing, webcam=WEBCAM,
+        webcam_index=sources.webcam_index, webcam_missing=sources.webcam_missing, webcam=WEBCAM, browser=BROWSER,
         detector_name=DETECTOR_NAMES[current_app.config["DETECTOR"]],
         page_config={
             "emotions": list(EMOTIONS_LIST),
             "colors": {name: "#{:02x}{:02x}{:02x}".format(*bgr[::-1]) for name, bgr in EMOTION_COLORS.items()},
-            "eventsUrl": url_for(".events", source=requested) if requested else None,
+            "eventsUrl": url_for(".events", source=requested) if requested and requested != BROWSER else None,
+            "cameraUrl": url_for("api.frames") if requested == BROWSER else None,
             "predictUrl": url_for("api.predict"),
         },
-        stream_url=url_for(".video_feed", source=requested) if requested else None)
+        stream_url=url_for(".video_feed", source=requested) if requested and requested != BROWSER else None)
 
 
 @bp.get("/video_feed")

@@ -1,8 +1,9 @@
 "use strict";
 // The page's behaviour: live probability bars and timeline of the stream (server-sent events from
-// /events), and photo analysis (POST /api/predict). Everything shown is built with DOM calls, never
-// with HTML strings. Settings come from the server: {emotions, colors, eventsUrl (null when there is
-// no stream), predictUrl}.
+// /events) or of the visitor's own camera (frames sent to POST /api/frames, one at a time), and photo
+// analysis (POST /api/predict). Everything shown is built with DOM calls, never with HTML strings.
+// Settings come from the server: {emotions, colors, eventsUrl (null when there is no server stream),
+// cameraUrl (null unless the page shows the visitor's camera), predictUrl}.
 const CONFIG = JSON.parse(document.getElementById("page-config").textContent);
 const EMOTIONS = CONFIG.emotions;
 const COLORS = CONFIG.colors;
@@ -30,7 +31,8 @@ function faceCard(title, probabilities) {
   return el("div", {className: "face"}, [el("strong", {textContent: title}), ...rows]);
 }
 
-function startLivePanel() {
+// The live panel: a card per face and a one-minute timeline of the dominant expression.
+function livePanel() {
   const liveFaces = document.getElementById("live-faces");
   const timeline = document.getElementById("timeline");
   const history = [];  // [time in ms, dominant emotion or null], the last minute
@@ -53,19 +55,121 @@ function startLivePanel() {
     });
   }
 
-  const events = new EventSource(CONFIG.eventsUrl);
-  events.onmessage = (message) => {
-    const {faces} = JSON.parse(message.data);
-    liveFaces.replaceChildren(...(faces.length
-      ? faces.map((f) => faceCard(`Face ${f.id}: ${f.emotion}`, f.probabilities))
-      : [note("No face in this frame.")]));
-    history.push([Date.now(), faces.length ? faces[0].emotion : null]);  // faces[0] is the largest
-    drawTimeline();
+  return {
+    update(faces) {
+      liveFaces.replaceChildren(...(faces.length
+        ? faces.map((f) => faceCard(`Face ${f.id}: ${f.emotion}`, f.probabilities))
+        : [note("No face in this frame.")]));
+      history.push([Date.now(), faces.length ? faces[0].emotion : null]);  // faces[0] is the largest
+      drawTimeline();
+    },
+    end(message) {
+      liveFaces.replaceChildren(note(message, "message"));
+    },
   };
+}
+
+function startLivePanel() {
+  const panel = livePanel();
+  const events = new EventSource(CONFIG.eventsUrl);
+  events.onmessage = (message) => panel.update(JSON.parse(message.data).faces);
   events.addEventListener("end", (message) => {
-    liveFaces.replaceChildren(note(JSON.parse(message.data).error, "message"));
+    panel.end(JSON.parse(message.data).error);
     events.close();
   });
+}
+
+// Why the camera cannot be had, by the name of getUserMedia's error, and what to do about it.
+const CAMERA_ERRORS = {
+  NotAllowedError: "The camera permission was denied. Allow the camera for this site (the camera icon in the " +
+    "address bar, or the browser's site settings), then reload the page.",
+  SecurityError: "The camera permission was denied. Allow the camera for this site (the camera icon in the " +
+    "address bar, or the browser's site settings), then reload the page.",
+  NotFoundError: "No camera was found. Connect one, then reload the page.",
+  OverconstrainedError: "No camera was found. Connect one, then reload the page.",
+  NotReadableError: "The camera is in use by another program or tab. Close it there, then reload the page.",
+};
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Boxes, ids and labels of an answer over the video, scaled from the frame sent to the video as shown.
+function drawOverlay(canvas, video, answer) {
+  canvas.width = video.clientWidth;
+  canvas.height = video.clientHeight;
+  const context = canvas.getContext("2d");
+  const scale = canvas.width / answer.width;
+  context.lineWidth = 3;
+  context.font = "15px sans-serif";
+  answer.faces.forEach((face) => {
+    const [x, y, w, h] = face.box.map((v) => v * scale);
+    const label = `${face.id}: ${face.emotion} ${Math.round(100 * face.probabilities[face.emotion])}%`;
+    const top = Math.max(0, y - 21);
+    context.strokeStyle = context.fillStyle = COLORS[face.emotion];
+    context.strokeRect(x, y, w, h);
+    context.fillRect(x, top, context.measureText(label).width + 8, 21);
+    context.fillStyle = "#000";
+    context.fillText(label, x + 4, top + 16);
+  });
+}
+
+// The visitor's own camera: frames (at most 640 px wide) go to the server one at a time, each as soon as
+// the previous answer has come; window.cameraStats keeps counts and request-to-answer times for tests.
+async function startBrowserCamera() {
+  const video = document.getElementById("camera");
+  const overlay = document.getElementById("camera-overlay");
+  const errorBox = document.getElementById("camera-error");
+  const panel = livePanel();
+  const stats = window.cameraStats = {answers: 0, latencies: [], last: null, error: null};
+  const fail = (message) => {
+    stats.error = message;
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+  };
+  if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    fail("Browsers give the camera only to pages served over https or from this machine (localhost), and " +
+         "this page came over plain http from another machine. Serve the app over https behind a reverse " +
+         "proxy (see the README), or open it on the machine that runs it.");
+    return;
+  }
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+    await video.play();
+  } catch (error) {
+    fail(CAMERA_ERRORS[error.name] || `The camera cannot be used: ${error.message}`);
+    return;
+  }
+  const client = crypto.randomUUID ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const grab = document.createElement("canvas");
+  for (;;) {
+    const scale = Math.min(1, 640 / (video.videoWidth || 640));
+    grab.width = Math.round((video.videoWidth || 640) * scale);
+    grab.height = Math.round((video.videoHeight || 480) * scale);
+    grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+    const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.8));
+    const started = performance.now();
+    let response, answer;
+    try {
+      response = await fetch(`${CONFIG.cameraUrl}?client=${client}`,
+                             {method: "POST", body: blob, headers: {"Content-Type": "image/jpeg"}});
+      answer = await response.json().catch(() => ({error: `the server answered ${response.status}`}));
+    } catch {
+      fail("The server cannot be reached; trying again.");
+      await sleep(2000);
+      continue;
+    }
+    if (!response.ok) {
+      fail(answer.error || `the server answered ${response.status}`);
+      await sleep(response.status === 503 ? 5000 : 1000);
+      continue;
+    }
+    errorBox.hidden = true;
+    stats.answers += 1;
+    stats.latencies.push(performance.now() - started);
+    stats.last = answer;
+    drawOverlay(overlay, video, answer);
+    panel.update(answer.faces);
+  }
 }
 
 function startPhotoForm() {
@@ -126,4 +230,5 @@ function startPhotoForm() {
 }
 
 if (CONFIG.eventsUrl) startLivePanel();
+if (CONFIG.cameraUrl) startBrowserCamera();
 startPhotoForm();

@@ -135,3 +135,15 @@ def stop_server(process: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def write_y4m(path: Path, frames, fps: int = 20) -> Path:
+    """Write BGR frames (all of one even size) as a YUV4MPEG2 file, the format of Chromium's fake camera
+    (``--use-file-for-fake-video-capture``)."""
+    height, width = frames[0].shape[:2]
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path

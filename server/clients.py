@@ -1,0 +1,96 @@
+"""The visitor's own camera: frames a page sends from ``getUserMedia``, each answered with its faces.
+
+A page makes a client id, sends one JPEG frame at a time (``POST /api/frames?client=ID``; the next when
+the answer has come, so the delay never grows) and draws the answer over its video. The server keeps each
+client's face tracker (``analysis.FaceAnalyzer``: ids and smoothing, as for a server-side stream) and
+forgets it after ``CLIENT_IDLE`` seconds without a frame. At most ``MAX_BROWSER_CLIENTS`` clients at once;
+one more gets 503. Frames are never stored or logged.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
+
+from analysis import FaceAnalyzer
+from detection import make_face_detector
+
+#: A client id: what ``crypto.randomUUID()`` makes, or any 8-64 letters, digits and dashes.
+CLIENT_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+
+@dataclass
+class _Client:
+    analyzer: FaceAnalyzer
+    last_frame: float = field(default_factory=time.monotonic)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+
+
+class BrowserClients:
+    """A Flask extension: the browser clients' face analyzers, made on a client's first frame.
+
+    Raises (from ``analyze``):
+        BadRequest: a malformed client id.
+        ServiceUnavailable: a new client while ``MAX_BROWSER_CLIENTS`` are active (503).
+        Conflict: a frame while the same client's previous one is still being analysed (409).
+    """
+
+    def init_app(self, app: Flask) -> None:
+        self.limit = app.config["MAX_BROWSER_CLIENTS"]
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"MAX_BROWSER_CLIENTS must be an integer of at least 1, not {self.limit!r}")
+        self.idle = float(app.config["CLIENT_IDLE"])
+        self._options = {"detector": app.config["DETECTOR"], "min_score": app.config["MIN_SCORE"],
+                         "smoothing_half_life": max(float(app.config["SMOOTHING_HALF_LIFE"]), 0.0),
+                         "detect_every": app.config["DETECT_EVERY"]}
+        self._clients: dict[str, _Client] = {}
+        self._lock = threading.Lock()
+        app.extensions["browser_clients"] = self
+
+    def active(self) -> int:
+        """Clients that sent a frame within ``CLIENT_IDLE`` seconds (the others are forgotten now)."""
+        with self._lock:
+            self._forget_idle()
+            return len(self._clients)
+
+    def _forget_idle(self) -> None:
+        cutoff = time.monotonic() - self.idle
+        for key in [key for key, client in self._clients.items() if client.last_frame < cutoff]:
+            self._clients.pop(key).analyzer.close()
+
+    def analyze(self, client_id: str | None, frame, model):
+        """The tracked faces (``faces.Face``, with ids) of the client's next BGR frame."""
+        if not client_id or not CLIENT_ID.fullmatch(client_id):
+            raise BadRequest("send the page's client id as ?client=ID (8-64 letters, digits or dashes)")
+        with self._lock:
+            self._forget_idle()
+            client = self._clients.get(client_id)
+            if client is None:
+                if len(self._clients) >= self.limit:
+                    error = ServiceUnavailable(f"the server is already analysing {self.limit} cameras; "
+                                               "try again when one has closed")
+                    error.retry_after = 5
+                    raise error
+                options = self._options
+                analyzer = FaceAnalyzer(model, make_face_detector(options["detector"], options["min_score"]),
+                                        options["smoothing_half_life"], options["detect_every"])
+                client = self._clients[client_id] = _Client(analyzer, last_frame=0.0)
+        if not client.busy.acquire(blocking=False):
+            raise Conflict("this page's previous frame is still being analysed: send one frame at a time")
+        try:
+            now = time.monotonic()
+            dt = now - client.last_frame if client.last_frame else 1 / 15
+            client.last_frame = now
+            return client.analyzer(frame, dt)
+        finally:
+            client.busy.release()
+
+
+def browser_clients() -> BrowserClients:
+    """The current app's browser clients."""
+    return current_app.extensions["browser_clients"]

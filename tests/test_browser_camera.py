@@ -1,0 +1,117 @@
+"""The visitor's own camera: /api/frames with per-page trackers, its limits, and the page in real
+Chromium with a fake camera playing a video of a real face."""
+
+import io
+import shutil
+import time
+
+import numpy as np
+import pytest
+from helpers import astronaut_bgr, decoded_frames, write_y4m
+from PIL import Image
+
+
+def jpeg(frame) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(frame[..., ::-1]).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+CLIENT = "0f8c2f52-5a0e-4d4b-9a49-6c1b8a3b0d11"
+
+
+def send(client, frame, client_id=CLIENT):
+    return client.post(f"/api/frames?client={client_id}", data=jpeg(frame), content_type="image/jpeg")
+
+
+def test_a_client_keeps_its_face_ids_across_frames(client, face_video):
+    answers = [send(client, frame) for frame in decoded_frames(face_video[0])[:6]]
+    assert all(a.status_code == 200 for a in answers)
+    faces = [a.get_json()["faces"] for a in answers]
+    assert all(len(f) == 1 for f in faces)
+    assert {f[0]["id"] for f in faces} == {1}
+    for f in faces:
+        assert sum(f[0]["probabilities"].values()) == pytest.approx(1, abs=2e-3) and 0 <= f[0]["score"] <= 1
+    other = send(client, decoded_frames(face_video[0])[0], client_id="another-page-1234").get_json()
+    assert other["faces"][0]["id"] == 1  # another page has a tracker of its own
+
+
+def test_the_client_limit_answers_503(make_app):
+    client = make_app(MAX_BROWSER_CLIENTS=1).test_client()
+    frame = astronaut_bgr()
+    assert send(client, frame, "first-page-0001").status_code == 200
+    refused = send(client, frame, "second-page-0002")
+    assert refused.status_code == 503 and "cameras" in refused.get_json()["error"]
+    assert refused.headers["Retry-After"] == "5"
+    assert send(client, frame, "first-page-0001").status_code == 200  # the first goes on
+
+
+def test_an_idle_client_is_forgotten(make_app):
+    app = make_app(MAX_BROWSER_CLIENTS=1, CLIENT_IDLE=0.5)
+    client = app.test_client()
+    frame = astronaut_bgr()
+    assert send(client, frame, "first-page-0001").get_json()["faces"][0]["id"] == 1
+    assert send(client, frame, "first-page-0001").get_json()["faces"][0]["id"] == 1
+    time.sleep(0.7)
+    assert app.extensions["browser_clients"].active() == 0
+    assert send(client, frame, "second-page-0002").status_code == 200  # its place is free
+
+
+@pytest.mark.parametrize("client_id, status", [("", 400), ("short", 400), ("x" * 65, 400), ("a/b-c-d-e-f", 400)])
+def test_a_bad_client_id_is_a_400(client, client_id, status):
+    assert send(client, astronaut_bgr(), client_id).status_code == status
+
+
+def test_frames_must_be_images_within_the_size_limit(client):
+    assert client.post(f"/api/frames?client={CLIENT}", data=b"{}", content_type="application/json").status_code == 415
+    big = np.zeros((1080, 1920, 3), np.uint8)
+    assert send(client, big).status_code == 413
+
+
+def test_the_page_offers_your_camera(client):
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/?source=browser"' in html and "Your camera" in html
+    page = client.get("/?source=browser").get_data(as_text=True)
+    assert 'id="camera"' in page and "never stored or logged" in page and '"cameraUrl": "/api/frames"' in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture()
+def fake_camera(face_video, tmp_path):
+    """A Y4M file of the face video, the size Chromium's fake camera plays."""
+    return write_y4m(tmp_path / "face.y4m", decoded_frames(face_video[0]))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("granted", [True, False])
+def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={fake_camera}"])
+        context = browser.new_context()
+        if granted:
+            context.grant_permissions(["camera"], origin=live_server)
+        page = context.new_page()
+        page.goto(live_server + "/?source=browser")
+        deadline = time.monotonic() + 60
+        if granted:
+            while page.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < 8:
+                assert time.monotonic() < deadline, page.evaluate("window.cameraStats")
+                time.sleep(0.2)
+            stats = page.evaluate("window.cameraStats")
+            faces = stats["last"]["faces"]
+            assert len(faces) == 1 and faces[0]["id"] == 1  # the same face, the same id, 8 answers on
+            assert sum(faces[0]["probabilities"].values()) == pytest.approx(1, abs=2e-3)
+            assert page.locator("#live-faces .face").count() == 1
+        else:
+            error = page.locator("#camera-error")
+            while not error.is_visible():
+                assert time.monotonic() < deadline, "no message about the denied camera"
+                time.sleep(0.2)
+            assert "denied" in error.text_content()
+        browser.close()
