@@ -9,20 +9,28 @@ to publish. Faces travel as ``faces.Face`` records; JSON is made at the edge (``
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
 
-from camera import VideoCamera
+from camera import SourceError, VideoCamera
 from detection import DETECT_EVERY, DETECT_MAX_PIXELS, FaceDetector, FaceFinder, detect_faces
-from drawing import draw_faces, encode_jpeg
+from drawing import draw_faces, encode_jpeg, message_jpeg
 from faces import Face
 from model import FacialExpressionModel, classify_faces
 from tracking import FaceTracker
 
+log = logging.getLogger(__name__)
+
 #: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
 SMOOTHING_HALF_LIFE = 0.3
+
+#: Longest wait between two attempts to reconnect a network camera, in seconds (the first is 1 s, then
+#: each doubles).
+MAX_RECONNECT_WAIT = 30.0
 
 
 def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: FaceDetector,
@@ -77,11 +85,12 @@ class FaceAnalyzer:
         self.finder.close()
 
 
-def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer) -> Iterator[tuple[bytes, list[Face]]]:
+def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer,
+                     close_analyzer: bool = True) -> Iterator[tuple[bytes, list[Face]]]:
     """The live stream's loop: for each frame of ``camera``, its faces drawn on it, as ``(jpeg, faces)``.
 
     Runs until the camera ends or fails (its ``SourceError`` propagates) or the generator is closed;
-    then releases the camera and closes the analyzer.
+    then releases the camera and (unless ``close_analyzer`` is false) closes the analyzer.
     """
     try:
         last_time = None
@@ -92,5 +101,32 @@ def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer) -> Iterator[tu
             faces = analyzer(captured.frame, dt)
             yield encode_jpeg(draw_faces(captured.frame, faces)), faces
     finally:
-        analyzer.close()
+        if close_analyzer:
+            analyzer.close()
         camera.release()
+
+
+def reconnecting_stream(open_camera: Callable[[], VideoCamera], analyzer: FaceAnalyzer,
+                        name: str) -> Iterator[tuple[bytes, list[Face]]]:
+    """``annotated_stream`` of a network camera that comes back: when it cannot be opened or stops
+    delivering frames, a message frame (every second) says so and when the next attempt is, waiting 1 s,
+    then 2, 4, ... up to ``MAX_RECONNECT_WAIT`` between attempts (reset once frames flow again).
+    Runs until the generator is closed; then closes the analyzer."""
+    wait = 1.0
+    try:
+        while True:
+            try:
+                for item in annotated_stream(open_camera(), analyzer, close_analyzer=False):
+                    wait = 1.0
+                    yield item
+                problem = f"{name} ended"
+            except SourceError as exc:
+                problem = str(exc)
+            log.warning("%s; reconnecting in %g s", problem, wait)
+            retry_at = time.monotonic() + wait
+            while (left := retry_at - time.monotonic()) > 0:
+                yield message_jpeg(f"{problem}. Reconnecting in {left:.0f} s."), []
+                time.sleep(min(1.0, left))
+            wait = min(2 * wait, MAX_RECONNECT_WAIT)
+    finally:
+        analyzer.close()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -23,6 +24,28 @@ log = logging.getLogger(__name__)
 
 #: Frame rate assumed for a file whose container states none in 1-240 frames/s (frames/s).
 FALLBACK_FPS = 25.0
+
+#: URL schemes of network cameras (read by OpenCV's FFmpeg backend).
+NETWORK_SCHEMES = ("rtsp", "http", "https")
+
+#: Seconds a network camera may take to connect, and to deliver each frame, before it counts as lost.
+NETWORK_TIMEOUT = 5.0
+
+
+def is_network_source(source) -> bool:
+    """Whether ``source`` is the URL of a network camera (``rtsp://``, ``http://``, ``https://``)."""
+    return isinstance(source, str) and urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+
+
+def mask_credentials(url: str) -> str:
+    """``url`` with any user name and password shown as ``***`` (``rtsp://***@host/path``), for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return urlunsplit(parts._replace(netloc=f"***@{host}{f':{parts.port}' if parts.port else ''}"))
 
 
 class SourceError(OSError):
@@ -47,8 +70,13 @@ class VideoCamera:
     behind; with ``loop`` it starts again at its end. Unpaced, it returns every frame as fast as it is
     read (offline reports). A webcam delivers frames at its own pace.
 
+    A network camera (an ``rtsp://``, ``http://`` or ``https://`` URL, OpenCV's FFmpeg backend) delivers
+    frames at its own pace too; it counts as lost when it takes longer than ``NETWORK_TIMEOUT`` to
+    connect or to deliver a frame (``analysis.reconnecting_stream`` then tries again). Its credentials
+    never appear in messages.
+
     Args:
-        source: webcam index (``int``, default 0) or the path of a video file.
+        source: webcam index (``int``, default 0), the path of a video file, or a network camera's URL.
         paced: files only, as above.
         loop: files only: start again at the end (else ``read`` returns ``None`` there).
 
@@ -58,7 +86,8 @@ class VideoCamera:
 
     def __init__(self, source: int | str | os.PathLike = 0, paced: bool = True, loop: bool = True) -> None:
         self.source = source
-        self.is_file = not isinstance(source, int)
+        self.is_network = is_network_source(source)
+        self.is_file = not isinstance(source, int) and not self.is_network
         self.paced, self.loop = paced, loop
         self.frames_dropped = 0
         self._capture: cv2.VideoCapture | None = self._open()
@@ -70,17 +99,24 @@ class VideoCamera:
         self.frame_count = count if count > 0 else None
         self._start = 0.0  # monotonic time at which frame 0 of the current pass is due (webcam: was read)
         self._next_index = 0  # index of the next frame read
-        log.info("opened %s (%s)", self.name, f"{self.fps:.2f} frames/s" if self.is_file else "webcam")
+        log.info("opened %s (%s)", self.name, f"{self.fps:.2f} frames/s" if self.is_file else "live")
 
     @property
     def name(self) -> str:
-        """The file's name (not its folder) or ``webcam N``, for messages."""
+        """The file's name (not its folder), the URL without credentials, or ``webcam N``, for messages."""
+        if self.is_network:
+            return mask_credentials(self.source)
         return Path(self.source).name if self.is_file else f"webcam {self.source}"
 
     def _open(self) -> cv2.VideoCapture:
         if self.is_file and not Path(self.source).is_file():
             raise SourceError(f"video file not found: {self.name}")
-        capture = cv2.VideoCapture(str(self.source) if self.is_file else self.source)
+        if self.is_network:
+            milliseconds = int(NETWORK_TIMEOUT * 1000)
+            capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds])
+        else:
+            capture = cv2.VideoCapture(str(self.source) if self.is_file else self.source)
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot open video source {self.name}")

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[analysis], help="serve the page and the streams (the default)",
                                 description="Serve the facial-expression stream at http://HOST:PORT/.")
     serve.add_argument("--source", default="auto",
-                       help="webcam index (e.g. 0) or a video file path; default: the webcam if one opens, "
-                            "else the first video in videos/")
+                       help="webcam index (e.g. 0), a video file path, or a network camera's rtsp://, http:// or "
+                            "https:// URL; default: the webcam if one opens, else the first video in videos/")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                             "stream to the whole network)")

@@ -2,8 +2,9 @@
 (``streaming.FrameProducer``) per source.
 
 Sources are named, never given as paths: ``webcam`` (if it opened at start), the name of a video file
-directly inside ``VIDEOS_DIR`` (listed afresh on every request, symbolic links left out), or the file
-name of a video given at start (``SOURCE``; its folder is never shown).
+directly inside ``VIDEOS_DIR`` (listed afresh on every request, symbolic links left out), the file name
+of a video given at start (``SOURCE``; its folder is never shown), or a network camera given at start
+(``SOURCE`` an ``rtsp://``, ``http://`` or ``https://`` URL), named by its URL without credentials.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 from flask import Flask, abort, current_app
 
-from analysis import FaceAnalyzer, annotated_stream
-from camera import SourceError, VideoCamera
+from analysis import FaceAnalyzer, annotated_stream, reconnecting_stream
+from camera import SourceError, VideoCamera, is_network_source, mask_credentials
 from detection import make_face_detector
 from streaming import FrameProducer, ProducerRegistry
 
@@ -49,10 +51,15 @@ def webcam_opens(index: int) -> bool:
         capture.release()
 
 
-def open_stream(target: int | Path, model, detector: str, min_score: float, smoothing_half_life: float,
+def open_stream(target: int | Path | str, model, detector: str, min_score: float, smoothing_half_life: float,
                 detect_every: int):
-    """A ``streaming.StreamFactory`` body: open ``target`` (webcam index or file) and return its annotated
-    stream; searches move to a worker thread once they take longer than one frame period."""
+    """A ``streaming.StreamFactory`` body: open ``target`` (webcam index, file, or network camera URL) and
+    return its annotated stream; searches move to a worker thread once they take longer than one frame
+    period. A network camera's stream reconnects (``analysis.reconnecting_stream``)."""
+    if is_network_source(target):
+        analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
+                                search_budget=0.04)
+        return reconnecting_stream(lambda: VideoCamera(target), analyzer, mask_credentials(target))
     camera = VideoCamera(target)
     try:
         analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
@@ -97,6 +104,10 @@ class SourceCatalog:
             return (WEBCAM if self.webcam_index is not None else videos[0] if videos else None), {}
         if source == WEBCAM or source in videos:
             return source, {}
+        if is_network_source(source):  # named by its address without credentials; opened when watched
+            parts = urlsplit(source)
+            name = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+            return name, {name: source}
         path = Path(source).resolve()
         if path.parent == self.videos_dir.resolve() and path.name in videos:
             return path.name, {}

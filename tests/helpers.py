@@ -104,15 +104,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str], log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """``python main.py ARGS --port P`` as a user runs it; waits until ``/`` answers. Returns the process
-    and its base URL; its output goes to ``log_path`` (a file, not a pipe: a full pipe would block it).
+def start_server(args: list[str], log_path: Path, timeout: float = 60,
+                 port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """``python main.py ARGS --port P`` as a user runs it (on ``port``, or a free one); waits until ``/``
+    answers. Returns the process and its base URL; its output goes to ``log_path`` (a file, not a pipe: a
+    full pipe would block it).
 
     Raises:
         pytest.fail.Exception: it exited or did not answer within ``timeout`` s.
     """
-    port = free_port()
-    with log_path.open("wb") as log_file:
+    port = port or free_port()
+    with log_path.open("ab") as log_file:
         process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args, "--port", str(port)], cwd=ROOT,
                                    stdout=log_file, stderr=subprocess.STDOUT)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
