@@ -45,7 +45,7 @@ def measure(video: Path) -> None:
             follow_ms.append(1000 * (time.perf_counter() - start))
             followed += len(previous_boxes)
         start = time.perf_counter()
-        previous_boxes = detect_faces(gray, detector)
+        previous_boxes = detect_faces(gray, detector)[0]
         search_ms.append(1000 * (time.perf_counter() - start))
         previous_thumb, previous_gray = small, gray
     capture.release()

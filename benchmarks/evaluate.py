@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import EMOTIONS_LIST, RUNTIMES, FacialExpressionModel, load_fer2013_split
+from model import EMOTIONS_LIST, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel, load_fer2013_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,8 @@ def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013" / "test")
-    parser.add_argument("--model", type=Path, default=ROOT / "model.json")
-    parser.add_argument("--weights", type=Path, default=ROOT / "model_weights.h5")
+    parser.add_argument("--model", type=Path, default=MODEL_JSON)
+    parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS)
     parser.add_argument("--no-tta", action="store_true", help="without the flip test-time augmentation")
     parser.add_argument("--shift-tta", type=int, default=0,
                         help="also average over the face shifted by this many pixels (see FacialExpressionModel)")

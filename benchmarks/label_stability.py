@@ -10,37 +10,29 @@ before; the rate is changes per second of tracked face time (changes / (face-fra
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-import cv2
-
 from analysis import FaceAnalyzer
-from camera import FALLBACK_FPS
-from detection import load_face_detector
+from camera import VideoCamera
+from detection import make_face_detector
 from model import default_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def label_changes(video: Path, half_life: float, model) -> dict:
-    capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and fps >= 1 else FALLBACK_FPS
-    analyzer = FaceAnalyzer(model, load_face_detector(), half_life)
+    camera = VideoCamera(video, paced=False, loop=False)
+    fps = camera.fps
+    analyzer = FaceAnalyzer(model, make_face_detector(), half_life)
     last_label: dict[int, str] = {}
     changes = face_frames = frames = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
+    for captured in camera.frames():
         frames += 1
-        for face in analyzer(frame, 1.0 / fps):
+        for face in analyzer(captured.frame, 1.0 / fps):
             face_frames += 1
             previous = last_label.get(face.id)
             changes += previous is not None and previous != face.emotion
             last_label[face.id] = face.emotion
-    capture.release()
     face_seconds = face_frames / fps
     return {"video": video.name, "half_life_s": half_life, "frames": frames, "faces_tracked": len(last_label),
             "face_seconds": round(face_seconds, 1), "label_changes": changes,

@@ -30,9 +30,9 @@ import onnxruntime as ort  # noqa: E402 (after the settings above)
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static  # noqa: E402 (after the settings above)
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402 (after the settings above)
 
-from model import ROOT, FacialExpressionModel, load_fer2013_split  # noqa: E402 (after the settings above)
+from model import MODEL_JSON, MODEL_WEIGHTS, ROOT, FacialExpressionModel, load_fer2013_split  # noqa: E402 (after the settings above)
 
-MODEL, WEIGHTS = str(ROOT / "model.json"), str(ROOT / "model_weights.h5")
+MODEL, WEIGHTS = str(MODEL_JSON), str(MODEL_WEIGHTS)
 TEST, TRAIN = ROOT.parent / "shared" / "fer2013" / "test", ROOT.parent / "shared" / "fer2013" / "train"
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import tempfile
@@ -54,7 +53,7 @@ import cv2
 import numpy as np
 
 from analysis import FaceAnalyzer
-from camera import FALLBACK_FPS
+from camera import VideoCamera
 from detection import DETECT_EVERY, DETECT_MAX_PIXELS, detect_faces, load_face_detector, make_face_detector
 from drawing import draw_faces, encode_jpeg
 from faces import box_iou
@@ -242,7 +241,7 @@ def reference_boxes(video: Path, frames: int) -> tuple[list[np.ndarray], int]:
             break
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         min_size = round(30 * max(1.0, (gray.size / DETECT_MAX_PIXELS) ** 0.5))
-        boxes.append(detect_faces(gray, detector, min_size=min_size, max_pixels=None))
+        boxes.append(detect_faces(gray, detector, min_size=min_size, max_pixels=None)[0])
     capture.release()
     return boxes, min_size
 
@@ -260,11 +259,9 @@ def main() -> None:
     video = args.video or default_video()
     if args.height:
         video = upscaled_copy(video, args.height, args.frames)
-    capture = cv2.VideoCapture(str(video))
-    size = f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
-    source_fps = capture.get(cv2.CAP_PROP_FPS)
-    source_fps = source_fps if math.isfinite(source_fps) and source_fps >= 1 else FALLBACK_FPS
-    capture.release()
+    with VideoCamera(video, paced=False, loop=False) as camera:
+        first = camera.read().frame
+        size, source_fps = f"{first.shape[1]}x{first.shape[0]}", camera.fps
     model = default_model()
     keras_model = FacialExpressionModel(runtime="keras")
     for m in (model, keras_model):

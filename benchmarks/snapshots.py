@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
+from model import MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, nargs="+")
-    parser.add_argument("--model", type=Path, default=ROOT / "model.json")
+    parser.add_argument("--model", type=Path, default=MODEL_JSON)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013")
     args = parser.parse_args()
     test_x, test_y = load_fer2013_split(args.data / "test")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from model import FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
+from model import MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "model.json", help="architecture (model.json)")
+    parser.add_argument("--model", type=Path, default=MODEL_JSON, help="architecture (model.json)")
     parser.add_argument("--weights", type=Path, required=True, help="weights to recalibrate (not changed)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the recalibrated weights")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013" / "train",
