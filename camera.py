@@ -22,6 +22,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: File name endings taken for videos (the page's list of ``videos/``, the folders of a report).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
 #: Frame rate assumed for a file whose container states none in 1-240 frames/s (frames/s).
 FALLBACK_FPS = 25.0
 

@@ -111,12 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a connection that reads nothing for this long is closed and its thread freed "
                             "(default 30)")
     annotate = commands.add_parser(
-        "annotate", parents=[analysis], help="write an annotated copy of a video, a CSV and a plot",
-        description="Write an annotated copy of a video, a CSV of every face in every frame, and a plot of "
-                    "the emotions over time.")
-    annotate.add_argument("video", type=Path)
+        "annotate", parents=[analysis], help="write reports of videos or whole folders of them",
+        description="For each video (folders are searched recursively), write an annotated copy, a CSV of "
+                    "every face in every frame analysed, and a plot of each face's emotions over time; and a "
+                    "summary.csv of all. Videos whose reports exist are skipped (--force redoes them); one "
+                    "that fails is named in the summary and the exit status is 1.")
+    annotate.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="video files or folders")
     annotate.add_argument("--output", type=Path, default=Path("reports"),
-                          help="folder for the three files (default reports/)")
+                          help="folder for the reports (default reports/)")
+    annotate.add_argument("--every", type=positive_int, default=1, metavar="N",
+                          help="analyse every N-th frame, tracking faces across the gaps (default 1)")
+    annotate.add_argument("--start", type=non_negative_float, default=0.0, metavar="SECONDS",
+                          help="analyse from this time on (default 0)")
+    annotate.add_argument("--end", type=non_negative_float, default=None, metavar="SECONDS",
+                          help="analyse up to this time (default: the end)")
+    annotate.add_argument("--force", action="store_true", help="redo videos whose reports exist")
+    parallel = annotate.add_mutually_exclusive_group()
+    parallel.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                          help="run N videos at once on a local Ray instance (pip install \"ray[default]\")")
+    parallel.add_argument("--address", default=None, metavar="ADDR",
+                          help="run on an existing Ray cluster: auto, or ray://host:10001")
     return parser
 
 
@@ -206,20 +220,24 @@ def serve_main(args: argparse.Namespace) -> int:
 
 
 def annotate_main(args: argparse.Namespace) -> int:
-    """Write the report of ``args.video`` (``report.annotate_video``); 1 when it cannot be made."""
-    from model import FacialExpressionModel
-    from report import annotate_video
+    """Write the reports of ``args.paths`` (``report.annotate_archive``); 1 when any video failed, 2 when
+    the command cannot run at all (a missing path, Ray asked for and not installed, a bad option)."""
+    from report import Options, annotate_archive
 
+    if args.end is not None and args.end <= args.start:
+        log.error("--end must be after --start")
+        return 2
+    options = Options(smoothing_half_life=args.smoothing, detector=args.detector, min_score=args.min_score,
+                      detect_every=args.detect_every, every=args.every, start=args.start, end=args.end)
     try:
-        model = FacialExpressionModel(runtime=args.runtime)
-        paths = annotate_video(args.video, args.output, model, args.smoothing, detector=args.detector,
-                               detect_every=args.detect_every, min_score=args.min_score)
+        summaries = annotate_archive(args.paths, args.output, options, workers=args.workers, address=args.address,
+                                     force=args.force)
     except (OSError, RuntimeError, ValueError) as exc:
-        log.error("cannot annotate %s: %s", args.video, exc)
-        return 1
-    for kind, path in paths.items():
-        log.info("%s: %s", kind, path)
-    return 0
+        log.error("cannot annotate: %s", exc)
+        return 2
+    failed = [s for s in summaries if s.status.startswith("failed")]
+    log.info("%d video(s): %d failed; summary: %s", len(summaries), len(failed), args.output / "summary.csv")
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

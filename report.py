@@ -1,15 +1,27 @@
-"""Offline video reports: the annotated video, a CSV of every face in every frame, a plot over time.
+"""Offline video reports: the annotated video, a CSV of every face in every frame, a plot over time, and
+for a whole archive a summary of every video.
 
-    python main.py annotate VIDEO [--output DIR] [--smoothing SECONDS]
+    python main.py annotate PATH [PATH ...] [--output DIR] [--workers N | --address ADDR] [--every N]
+                            [--start S] [--end S] [--force]
 
-The stream's frame path, unpaced: ``camera.VideoCamera`` (every frame, no loop), ``analysis.FaceAnalyzer``
-(full-frame searches in line, so a report does not depend on timing), ``drawing``.
+One video runs the stream's frame path, unpaced: ``camera.VideoCamera`` (every frame, no loop),
+``analysis.FaceAnalyzer`` (full-frame searches in line, so a report does not depend on timing),
+``drawing``. An archive (``annotate_archive``) is a list of videos, each one task that writes its own
+reports: in this process, or on Ray (``--workers N``: a local Ray instance of N workers; ``--address``: an
+existing cluster), an optional requirement (``pip install "ray[default]"``).
 """
 
 from __future__ import annotations
 
+import collections
 import csv
+import hashlib
+import json
 import logging
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -17,15 +29,55 @@ import numpy as np
 from tqdm import tqdm
 
 from analysis import SMOOTHING_HALF_LIFE, FaceAnalyzer
-from camera import SourceError, VideoCamera
+from camera import VIDEO_SUFFIXES, SourceError, VideoCamera
 from detection import DEFAULT_DETECTOR, DETECT_EVERY, MIN_SCORE, make_face_detector
 from drawing import EMOTION_COLORS, draw_faces
 from faces import EMOTIONS_LIST, Face
-from model import FacialExpressionModel
+from model import FacialExpressionModel, default_model
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", "score", *EMOTIONS_LIST, "emotion")
+
+#: The summary's columns: one row per video (``share_<emotion>``: that emotion's share of the face-frames
+#: whose label it was; ``dominant_by_face``: ``id:emotion`` of each face id, most seen first).
+SUMMARY_COLUMNS = ("video", "status", "frames", "duration_s", "face_frames", "distinct_faces",
+                   *(f"share_{name}" for name in EMOTIONS_LIST), "dominant_by_face")
+
+#: Faces whose timelines the plot draws, the most seen first.
+PLOTTED_FACES = 4
+
+
+@dataclass
+class Options:
+    """How each video of a report is analysed (see ``annotate_video``)."""
+
+    smoothing_half_life: float = SMOOTHING_HALF_LIFE
+    detector: str = DEFAULT_DETECTOR
+    min_score: float = MIN_SCORE
+    detect_every: int = DETECT_EVERY
+    every: int = 1
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass
+class VideoSummary:
+    """A video's row of the summary (``SUMMARY_COLUMNS``)."""
+
+    video: str
+    status: str = "ok"
+    frames: int = 0
+    duration_s: float = 0.0
+    face_frames: int = 0
+    distinct_faces: int = 0
+    shares: dict[str, float] = field(default_factory=dict)
+    dominant_by_face: list[tuple[int, str]] = field(default_factory=list)
+
+    def row(self) -> list:
+        return [self.video, self.status, self.frames, f"{self.duration_s:.3f}", self.face_frames,
+                self.distinct_faces, *(f"{self.shares.get(name, 0.0):.4f}" for name in EMOTIONS_LIST),
+                ";".join(f"{face_id}:{emotion}" for face_id, emotion in self.dominant_by_face)]
 
 
 def csv_row(index: int, seconds: float, face: Face) -> list:
@@ -36,77 +88,215 @@ def csv_row(index: int, seconds: float, face: Face) -> list:
             face.emotion]
 
 
+def report_paths(output_dir: Path, name: str) -> dict[str, Path]:
+    """The report files of a video named ``name`` (a file stem): the three reports and its summary row."""
+    return {"video": output_dir / f"{name}_annotated.mp4", "csv": output_dir / f"{name}_faces.csv",
+            "plot": output_dir / f"{name}_emotions.png", "summary": output_dir / f"{name}_summary.json"}
+
+
 def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpressionModel,
                    smoothing_half_life: float = SMOOTHING_HALF_LIFE, progress: bool = True,
                    detector: str = DEFAULT_DETECTOR, detect_every: int = DETECT_EVERY,
-                   min_score: float = MIN_SCORE) -> dict[str, Path]:
-    """Annotate every frame of ``video`` and write ``<stem>_annotated.mp4``, ``<stem>_faces.csv`` (one row
-    per face per frame: frame index, time in s, face id, box in pixels, detector score, the seven
-    probabilities, the emotion) and ``<stem>_emotions.png`` (each emotion's mean probability over the
-    faces, against time).
+                   min_score: float = MIN_SCORE, every: int = 1, start: float = 0.0, end: float | None = None,
+                   name: str | None = None) -> tuple[dict[str, Path], VideoSummary]:
+    """Annotate ``video`` and write ``<name>_annotated.mp4``, ``<name>_faces.csv`` (one row per face per
+    frame analysed: frame index, time in s, face id, box in pixels, detector score, the seven
+    probabilities, the emotion) and ``<name>_emotions.png`` (each emotion's mean probability over time,
+    for each of the most seen faces), ``name`` being the file's stem by default. Each file is written
+    under a temporary name and renamed when all three are complete, so a crash never leaves a report
+    that looks whole.
 
-    ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence (see
-    ``detection.make_face_detector``); ``detect_every`` as for ``detection.FaceFinder``.
+    ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence;
+    ``detect_every`` as for ``detection.FaceFinder``. ``every``: analyse every this-many-th frame (faces
+    are tracked across the gaps); ``start``, ``end``: the part of the video analysed, in seconds.
 
     Returns:
-        The three paths, keyed ``"video"``, ``"csv"``, ``"plot"``.
+        The three paths (keyed ``"video"``, ``"csv"``, ``"plot"``) and the video's summary row.
 
     Raises:
-        SourceError: the video cannot be opened or has no frame.
-        ValueError, RuntimeError: an unknown or unavailable detector (see ``detection.make_face_detector``).
+        SourceError: the video cannot be opened or has no frame in the part asked for.
+        ValueError, RuntimeError: an unknown or unavailable detector (see ``detection.make_face_detector``),
+            ``every`` below 1, or ``end`` not after ``start``.
     """
     video, output_dir = Path(video), Path(output_dir)
-    analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life,
-                            detect_every)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an integer of at least 1, not {every!r}")
+    if start < 0 or (end is not None and end <= start):
+        raise ValueError(f"the part analysed must start at 0 s or later and end after it, not {start}-{end}")
+    analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every)
     camera = VideoCamera(video, paced=False, loop=False)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"video": output_dir / f"{video.stem}_annotated.mp4", "csv": output_dir / f"{video.stem}_faces.csv",
-             "plot": output_dir / f"{video.stem}_emotions.png"}
+    paths = report_paths(output_dir, name or video.stem)
+    partial = {kind: path.with_name(f".{path.name}.partial{path.suffix}") for kind, path in paths.items()}
     writer = None
-    times, mean_probabilities = [], []
+    summary = VideoSummary(video.name)
+    times, by_face = [], collections.defaultdict(list)  # face id -> [(time, probabilities)]
+    labels: collections.Counter = collections.Counter()
     try:
-        with paths["csv"].open("w", newline="") as csv_file:
+        with partial["csv"].open("w", newline="") as csv_file:
             rows = csv.writer(csv_file)
             rows.writerow(CSV_COLUMNS)
-            # until the file ends: the container's frame count is only an estimate, used for the bar
-            for captured in tqdm(camera.frames(), total=camera.frame_count, unit="frame", desc=video.name,
+            total = camera.frame_count and math.ceil(camera.frame_count / every)
+            for captured in tqdm(camera.frames(), total=total, unit="frame", desc=video.name, leave=False,
                                  disable=not progress):
+                if captured.time < start or captured.index % every:
+                    continue
+                if end is not None and captured.time >= end:
+                    break
                 frame = captured.frame
-                faces = analyzer(frame, 1.0 / camera.fps)
+                faces = analyzer(frame, every / camera.fps)
                 if writer is None:
-                    writer = cv2.VideoWriter(str(paths["video"]), cv2.VideoWriter_fourcc(*"mp4v"), camera.fps,
-                                             (frame.shape[1], frame.shape[0]))
+                    writer = cv2.VideoWriter(str(partial["video"]), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             camera.fps / every, (frame.shape[1], frame.shape[0]))
                 writer.write(draw_faces(frame, faces))
                 rows.writerows(csv_row(captured.index, captured.time, face) for face in faces)
                 times.append(captured.time)
-                mean_probabilities.append(np.mean([face.probabilities for face in faces], axis=0)
-                                          if faces else np.full(len(EMOTIONS_LIST), np.nan))
+                for face in faces:
+                    by_face[face.id].append((captured.time, face.probabilities))
+                    labels[face.id, face.emotion] += 1
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
     finally:
         camera.release()
         analyzer.close()
         if writer is not None:
             writer.release()
     if writer is None:
-        raise SourceError(f"no frame could be read from {video.name}")
-    plot_emotions(np.array(times), np.array(mean_probabilities), paths["plot"], title=video.name)
-    log.info("wrote %s, %s and %s", *paths.values())
-    return paths
+        partial["csv"].unlink(missing_ok=True)
+        raise SourceError(f"no frame could be read from {video.name} in the part asked for")
+    plot_emotions(by_face, partial["plot"], title=video.name)
+    summary.frames, summary.duration_s = len(times), times[-1] - times[0] + every / camera.fps
+    summary.face_frames = sum(labels.values())
+    summary.distinct_faces = len(by_face)
+    emotions = collections.Counter()
+    for (_, emotion), count in labels.items():
+        emotions[emotion] += count
+    if summary.face_frames:
+        summary.shares = {name: emotions[name] / summary.face_frames for name in EMOTIONS_LIST}
+    seen = sorted(by_face, key=lambda face_id: -len(by_face[face_id]))
+    summary.dominant_by_face = [(face_id, max(EMOTIONS_LIST, key=lambda e: labels[face_id, e])) for face_id in seen]
+    partial["summary"].write_text(json.dumps(asdict(summary)))
+    for kind in ("csv", "plot", "video", "summary"):  # the summary last: its presence marks a complete report
+        os.replace(partial[kind], paths[kind])
+    log.info("wrote %s, %s and %s", paths["video"], paths["csv"], paths["plot"])
+    return paths, summary
 
 
-def plot_emotions(times: np.ndarray, probabilities: np.ndarray, path: Path, title: str = "") -> None:
-    """Save a plot of ``probabilities`` ``(frames, 7)`` (NaN where no face) against ``times`` (s)."""
+def plot_emotions(by_face: dict[int, list], path: Path, title: str = "") -> None:
+    """Save a plot of the emotions over time of the ``PLOTTED_FACES`` most seen faces, one panel each:
+    ``by_face`` maps a face id to its ``(time in s, probabilities (7,))``, one per frame it was seen."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    for i, name in enumerate(EMOTIONS_LIST):
-        b, g, r = EMOTION_COLORS[name]
-        ax.plot(times, probabilities[:, i], label=name, color=(r / 255, g / 255, b / 255), linewidth=1.2)
-    ax.set(xlabel="time (s)", ylabel="mean probability over faces", ylim=(0, 1), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    faces = sorted(by_face, key=lambda face_id: -len(by_face[face_id]))[:PLOTTED_FACES] or [None]
+    fig, axes = plt.subplots(len(faces), 1, figsize=(10, 1.2 + 2.2 * len(faces)), sharex=True, squeeze=False)
+    for ax, face_id in zip(axes[:, 0], faces, strict=True):
+        samples = by_face.get(face_id, [])
+        times = np.array([t for t, _ in samples])
+        probabilities = np.array([p for _, p in samples]).reshape(-1, len(EMOTIONS_LIST))
+        for i, name in enumerate(EMOTIONS_LIST):
+            b, g, r = EMOTION_COLORS[name]
+            ax.plot(times, probabilities[:, i], ".", markersize=2, label=name, color=(r / 255, g / 255, b / 255))
+        ax.set(ylabel="probability" if face_id is None else f"face {face_id}", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title if faces != [None] else f"{title}: no face")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, markerscale=4)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def find_videos(paths: list[Path]) -> list[Path]:
+    """The video files among ``paths``: files as given, folders searched recursively (``VIDEO_SUFFIXES``),
+    in order, each once.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.update(dict.fromkeys(sorted(p for p in path.rglob("*")
+                                              if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())))
+        elif path.exists():
+            found[path] = None
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return list(found)
+
+
+def report_names(videos: list[Path]) -> list[str]:
+    """A report name per video: its stem, or its stem and a short hash of its path where stems repeat."""
+    stems = collections.Counter(video.stem for video in videos)
+    return [video.stem if stems[video.stem] == 1 else
+            f"{video.stem}-{hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:8]}" for video in videos]
+
+
+def annotate_one(video: Path, name: str, output_dir: Path, options: Options, progress: bool = False) -> VideoSummary:
+    """One video of an archive, as a task: its reports and summary row; a failure is the row's status."""
+    try:
+        _, summary = annotate_video(video, output_dir, default_model(), progress=progress, name=name,
+                                    **asdict(options))
+        return summary
+    except (OSError, RuntimeError, ValueError, cv2.error) as exc:
+        log.warning("cannot annotate %s: %s", video.name, exc)
+        return VideoSummary(video.name, status=f"failed: {exc}")
+
+
+def annotate_archive(paths: list[Path], output_dir: Path, options: Options, workers: int | None = None,
+                     address: str | None = None, force: bool = False, progress: bool = True) -> list[VideoSummary]:
+    """Reports of every video under ``paths`` and ``output_dir/summary.csv``; see the module docstring.
+
+    A video whose report files exist is skipped (its row is read from its ``<name>_summary.json``) unless
+    ``force``. A video that fails is reported in its row (status ``failed: reason``) and the others go on.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        RuntimeError: Ray is asked for (``workers`` or ``address``) and not installed.
+    """
+    videos = find_videos(paths)
+    names = report_names(videos)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    todo = [(video, name) for video, name in zip(videos, names, strict=True)
+            if force or not all(p.is_file() for p in report_paths(output_dir, name).values())]
+    done = {video: VideoSummary(**json.loads(report_paths(output_dir, name)["summary"].read_text()))
+            for video, name in zip(videos, names, strict=True) if (video, name) not in todo}
+    if workers or address:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RuntimeError('--workers and --address need Ray: pip install "ray[default]"') from exc
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"working_dir": None} if address is None else None,
+                 ignore_reinit_error=True)
+        try:
+            task = ray.remote(num_cpus=1)(annotate_one)
+            pending = {task.remote(video, name, output_dir, options): video for video, name in todo}
+            with tqdm(total=len(pending), unit="video", desc="videos", disable=not progress) as bar:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    done[pending.pop(ready[0])] = ray.get(ready[0])
+                    bar.update()
+        finally:
+            ray.shutdown()
+    else:
+        for video, name in tqdm(todo, unit="video", desc="videos", disable=not progress):
+            done[video] = annotate_one(video, name, output_dir, options, progress)
+    summaries = [done[video] for video in videos]
+    write_summary(summaries, output_dir / "summary.csv")
+    return summaries
+
+
+def write_summary(summaries: list[VideoSummary], path: Path) -> None:
+    """``summary.csv``, written under a temporary name and renamed."""
+    with tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, prefix=".summary.", suffix=".csv",
+                                     delete=False) as out:
+        rows = csv.writer(out)
+        rows.writerow(SUMMARY_COLUMNS)
+        rows.writerows(summary.row() for summary in summaries)
+    os.replace(out.name, path)

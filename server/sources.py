@@ -18,14 +18,12 @@ import cv2
 from flask import Flask, abort, current_app
 
 from analysis import FaceAnalyzer, annotated_stream, reconnecting_stream
-from camera import SourceError, VideoCamera, is_network_source, mask_credentials
+from camera import VIDEO_SUFFIXES, SourceError, VideoCamera, is_network_source, mask_credentials
 from detection import make_face_detector
 from streaming import FrameProducer, ProducerRegistry
 
 log = logging.getLogger(__name__)
 
-#: File name endings listed as videos in ``VIDEOS_DIR``.
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 #: The source name of the webcam.
 WEBCAM = "webcam"

@@ -1,14 +1,16 @@
-"""`python main.py annotate VIDEO`: annotated MP4, per-face CSV and plot, through the stream's pipeline."""
+"""`python main.py annotate PATH...`: annotated MP4, per-face CSV and plot per video through the stream's
+pipeline, and for an archive the summary, skipping what is done, failures apart, Ray workers."""
 
 import csv
+import sys
 
 import cv2
 import pytest
-from helpers import MEDIA_DIR, requires_media
+from helpers import MEDIA_DIR, make_face_video, requires_media
 
 from main import main
 from model import EMOTIONS_LIST
-from report import CSV_COLUMNS, annotate_video
+from report import CSV_COLUMNS, SUMMARY_COLUMNS, annotate_video
 
 
 def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
@@ -38,7 +40,8 @@ def test_annotate_bad_video_exits_non_zero(tmp_path, content):
     path = tmp_path / "input.mp4"
     if content is not None:
         path.write_bytes(content)
-    assert main(["annotate", str(path), "--output", str(tmp_path / "out")]) == 1
+    # a missing path: the command cannot run (2); a file that is not a video: that video failed (1)
+    assert main(["annotate", str(path), "--output", str(tmp_path / "out")]) == (2 if content is None else 1)
 
 
 def label_changes_per_face_second(rows: list[dict], fps: float) -> float:
@@ -63,7 +66,7 @@ def test_annotate_a_real_clip_with_and_without_smoothing(fer_model, tmp_path):
     capture.release()
     rates = {}
     for half_life in (0.0, 0.3):
-        paths = annotate_video(video, tmp_path / str(half_life), fer_model, half_life, progress=False)
+        paths, _ = annotate_video(video, tmp_path / str(half_life), fer_model, half_life, progress=False)
         with paths["csv"].open() as f:
             rows = list(csv.DictReader(f))
         assert len({int(r["frame"]) for r in rows}) > 0.9 * frames
@@ -71,3 +74,77 @@ def test_annotate_a_real_clip_with_and_without_smoothing(fer_model, tmp_path):
         assert max(ids.count(i) for i in set(ids)) > 0.5 * len(rows)
         rates[half_life] = label_changes_per_face_second(rows, fps)
     assert rates[0.3] < 0.7 * rates[0.0], rates
+
+
+@pytest.fixture()
+def archive(tmp_path):
+    """A folder of three small clips of a real face (one in a sub-folder) and a corrupt file."""
+    folder = tmp_path / "archive"
+    (folder / "day2").mkdir(parents=True)
+    for path in (folder / "a.mp4", folder / "b.mp4", folder / "day2" / "a.mp4"):
+        make_face_video(path, n_frames=12)
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00 ftypisom" + b"x" * 500)
+    (folder / "notes.txt").write_text("not a video")
+    return folder
+
+
+def read_summary(output):
+    with (output / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_an_archive_gets_reports_and_a_summary_and_a_corrupt_file_fails_alone(archive, tmp_path):
+    output = tmp_path / "reports"
+    assert main(["annotate", str(archive), "--output", str(output)]) == 1  # the corrupt file failed
+    rows = read_summary(output)
+    assert tuple(rows[0]) == SUMMARY_COLUMNS
+    assert [r["video"] for r in rows] == ["a.mp4", "b.mp4", "corrupt.mp4", "a.mp4"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 3 and rows[2]["status"].startswith("failed: ")
+    for row in ok:
+        assert int(row["frames"]) == 12 and int(row["face_frames"]) == 12 and int(row["distinct_faces"]) == 1
+        assert sum(float(row[f"share_{name}"]) for name in EMOTIONS_LIST) == pytest.approx(1, abs=1e-3)
+        assert row["dominant_by_face"].startswith("1:")
+    names = sorted(p.name for p in output.iterdir())
+    assert "b_annotated.mp4" in names and "b_emotions.png" in names and "summary.csv" in names
+    assert sum(name.endswith("_annotated.mp4") for name in names) == 3  # the two a.mp4 get names of their own
+    assert not any(".partial" in name for name in names)  # nothing half written
+
+
+def test_a_second_run_skips_what_is_done_and_force_redoes_it(archive, tmp_path):
+    output = tmp_path / "reports"
+    main(["annotate", str(archive / "a.mp4"), str(archive / "b.mp4"), "--output", str(output)])
+    report = output / "b_faces.csv"
+    first = report.stat().st_mtime_ns
+    assert main(["annotate", str(archive / "a.mp4"), str(archive / "b.mp4"), "--output", str(output)]) == 0
+    assert report.stat().st_mtime_ns == first
+    assert [r["status"] for r in read_summary(output)] == ["ok", "ok"]  # the rows of the earlier run
+    assert main(["annotate", str(archive / "b.mp4"), "--output", str(output), "--force"]) == 0
+    assert report.stat().st_mtime_ns > first
+
+
+def test_every_start_and_end_choose_the_frames_analysed(archive, tmp_path):
+    output = tmp_path / "reports"
+    assert main(["annotate", str(archive / "b.mp4"), "--output", str(output), "--every", "3", "--start", "0.1",
+                 "--end", "0.5"]) == 0
+    with (output / "b_faces.csv").open() as f:
+        frames = [int(r["frame"]) for r in csv.DictReader(f)]
+    assert frames == [3, 6, 9]  # 20 frames/s: frames 2-9 lie in 0.1-0.5 s, every third is analysed
+    assert read_summary(output)[0]["frames"] == "3"
+
+
+def test_workers_without_ray_give_a_clear_message(archive, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    assert main(["annotate", str(archive / "b.mp4"), "--output", str(tmp_path / "r"), "--workers", "2"]) == 2
+    assert "pip install" in caplog.text and "Ray" in caplog.text
+
+
+@pytest.mark.slow
+def test_two_local_ray_workers_give_the_same_face_rows(archive, tmp_path):
+    pytest.importorskip("ray")
+    videos = [str(archive / "a.mp4"), str(archive / "b.mp4"), str(archive / "day2")]
+    assert main(["annotate", *videos, "--output", str(tmp_path / "one")]) == 0
+    assert main(["annotate", *videos, "--output", str(tmp_path / "two"), "--workers", "2"]) == 0
+    for path in (tmp_path / "one").glob("*_faces.csv"):
+        assert path.read_text() == (tmp_path / "two" / path.name).read_text()
+    assert read_summary(tmp_path / "one") == read_summary(tmp_path / "two")
