@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import fractions
 import hashlib
 import json
 import logging
@@ -88,6 +89,72 @@ def csv_row(index: int, seconds: float, face: Face) -> list:
             face.emotion]
 
 
+class AnnotatedVideoWriter:
+    """The annotated copy of a video: H.264 (browsers play it) with the source's audio, through PyAV (whose
+    wheel ships FFmpeg with libx264); without PyAV, MPEG-4 Part 2 (``mp4v``) through OpenCV, with a warning.
+
+    Args:
+        path: the ``.mp4`` to write.
+        fps: frames per second of the frames written.
+        size: ``(width, height)`` of the frames (H.264 needs even sides: an odd last row or column is cut).
+        audio_from: a video whose audio is copied in (the whole source, written frame for frame), or None.
+    """
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], audio_from: Path | None = None) -> None:
+        self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        self._count = 0
+        try:
+            import av
+        except ImportError:
+            av = None
+        if av is None or "libx264" not in av.codecs_available:
+            log.warning("PyAV with libx264 is not installed (pip install av): writing %s as mp4v, which not "
+                        "every browser plays, without audio", path.name)
+            self._av, self._writer = None, cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+            return
+        self._av, self._rate = av, fractions.Fraction(fps).limit_denominator(1001)
+        self._container = av.open(str(path), "w", format="mp4")
+        self._video = self._container.add_stream("libx264", rate=self._rate,
+                                                 options={"crf": "23", "preset": "veryfast"})
+        self._video.width, self._video.height, self._video.pix_fmt = *self.size, "yuv420p"
+        self._source = self._audio = self._copy = None  # streams are all added before the first packet
+        if audio_from is not None:
+            self._source = av.open(str(audio_from))
+            self._audio = next((s for s in self._source.streams if s.type == "audio"), None)
+            if self._audio is None:
+                self._source.close()
+                self._source = None
+            else:
+                self._copy = self._container.add_stream_from_template(self._audio)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append a BGR uint8 frame of the size given."""
+        if self._av is None:
+            self._writer.write(frame)
+            return
+        picture = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:self.size[1], :self.size[0]]),
+                                                   format="bgr24")
+        picture.pts, picture.time_base = self._count, 1 / self._rate
+        self._count += 1
+        for packet in self._video.encode(picture):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Finish the file (and copy the audio in)."""
+        if self._av is None:
+            self._writer.release()
+            return
+        for packet in self._video.encode():
+            self._container.mux(packet)
+        if self._source is not None:
+            for packet in self._source.demux(self._audio):
+                if packet.dts is not None:
+                    packet.stream = self._copy
+                    self._container.mux(packet)
+            self._source.close()
+        self._container.close()
+
+
 def report_paths(output_dir: Path, name: str) -> dict[str, Path]:
     """The report files of a video named ``name`` (a file stem): the three reports and its summary row."""
     return {"video": output_dir / f"{name}_annotated.mp4", "csv": output_dir / f"{name}_faces.csv",
@@ -99,7 +166,8 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
                    detector: str = DEFAULT_DETECTOR, detect_every: int = DETECT_EVERY,
                    min_score: float = MIN_SCORE, every: int = 1, start: float = 0.0, end: float | None = None,
                    name: str | None = None) -> tuple[dict[str, Path], VideoSummary]:
-    """Annotate ``video`` and write ``<name>_annotated.mp4``, ``<name>_faces.csv`` (one row per face per
+    """Annotate ``video`` and write ``<name>_annotated.mp4`` (H.264 with the source's audio when the whole
+    video is analysed frame by frame; see ``AnnotatedVideoWriter``), ``<name>_faces.csv`` (one row per face per
     frame analysed: frame index, time in s, face id, box in pixels, detector score, the seven
     probabilities, the emotion) and ``<name>_emotions.png`` (each emotion's mean probability over time,
     for each of the most seen faces), ``name`` being the file's stem by default. Each file is written
@@ -132,6 +200,7 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     summary = VideoSummary(video.name)
     times, by_face = [], collections.defaultdict(list)  # face id -> [(time, probabilities)]
     labels: collections.Counter = collections.Counter()
+    complete = False
     try:
         with partial["csv"].open("w", newline="") as csv_file:
             rows = csv.writer(csv_file)
@@ -145,24 +214,25 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
                     break
                 frame = captured.frame
                 faces = analyzer(frame, every / camera.fps)
-                if writer is None:
-                    writer = cv2.VideoWriter(str(partial["video"]), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             camera.fps / every, (frame.shape[1], frame.shape[0]))
+                if writer is None:  # the audio fits the picture only when every frame of the whole is written
+                    whole = every == 1 and start == 0 and end is None
+                    writer = AnnotatedVideoWriter(partial["video"], camera.fps / every,
+                                                  (frame.shape[1], frame.shape[0]), video if whole else None)
                 writer.write(draw_faces(frame, faces))
                 rows.writerows(csv_row(captured.index, captured.time, face) for face in faces)
                 times.append(captured.time)
                 for face in faces:
                     by_face[face.id].append((captured.time, face.probabilities))
                     labels[face.id, face.emotion] += 1
-    except BaseException:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
-        raise
+        complete = True
     finally:
         camera.release()
         analyzer.close()
         if writer is not None:
-            writer.release()
+            writer.close()
+        if not complete:  # nothing half written stays behind
+            for path in partial.values():
+                path.unlink(missing_ok=True)
     if writer is None:
         partial["csv"].unlink(missing_ok=True)
         raise SourceError(f"no frame could be read from {video.name} in the part asked for")

@@ -5,6 +5,7 @@ import csv
 import sys
 
 import cv2
+import numpy as np
 import pytest
 from helpers import MEDIA_DIR, make_face_video, requires_media
 
@@ -148,3 +149,42 @@ def test_two_local_ray_workers_give_the_same_face_rows(archive, tmp_path):
     for path in (tmp_path / "one").glob("*_faces.csv"):
         assert path.read_text() == (tmp_path / "two" / path.name).read_text()
     assert read_summary(tmp_path / "one") == read_summary(tmp_path / "two")
+
+
+def clip_with_audio(path, frames=24, fps=20):
+    """An MP4 of the moving astronaut with a 440 Hz tone (H.264 and AAC, written with PyAV)."""
+    import av
+    from helpers import decoded_frames
+
+    silent = path.with_suffix(".silent.mp4")
+    make_face_video(silent, n_frames=frames, fps=fps)
+    pictures = decoded_frames(silent)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
+        audio = out.add_stream("aac", rate=44100)
+        for i, picture in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(44100 * frames // fps) / 44100)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[np.newaxis, start:start + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    return path
+
+
+def test_the_annotated_video_is_h264_with_the_sources_audio(tmp_path):
+    av = pytest.importorskip("av")
+    source = clip_with_audio(tmp_path / "talk.mp4")
+    assert main(["annotate", str(source), "--output", str(tmp_path / "out")]) == 0
+    with av.open(str(tmp_path / "out" / "talk_annotated.mp4")) as result:
+        kinds = {stream.type: stream.codec_context.name for stream in result.streams}
+    assert kinds == {"video": "h264", "audio": "aac"}
