@@ -16,17 +16,15 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 
-from benchmarks.load import free_port, sample
+from benchmarks.load import sample
 from benchmarks.pipeline import machine
+from benchmarks.serving import served
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,45 +53,34 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp())
     camera, fps = y4m(args.video, folder / "camera.y4m")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "main.py", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}"])
-            context = browser.new_context()
-            context.grant_permissions(["camera"], origin=base)
-            page = context.new_page()
-            page.goto(base + "/?source=browser")
-            time.sleep(5)  # warm-up: the camera opens, the first answers come
-            stats = "window.cameraStats || {answers: 0, latencies: []}"
-            before, cpu_before = page.evaluate(stats), sample(server.pid)["cpu_s"]
-            time.sleep(args.seconds)
-            after, cpu_after = page.evaluate(stats), sample(server.pid)["cpu_s"]
-            browser.close()
-        answers = after["answers"] - before["answers"]
-        latencies = after["latencies"][len(before["latencies"]):]
-        print(json.dumps({
-            "machine": machine(), "camera": f"{args.video.name} at 640x360, {fps:.2f} frames/s",
-            "seconds": args.seconds,
-            "answers": answers, "answers_per_s": round(answers / args.seconds, 2),
-            "request_to_answer_ms": {"median": round(statistics.median(latencies), 1),
-                                     "p90": round(sorted(latencies)[int(0.9 * (len(latencies) - 1))], 1)},
-            "server_cpu_ms_per_answer": round(1000 * (cpu_after - cpu_before) / max(answers, 1), 1),
-            "faces_in_last_answer": len(after["last"]["faces"]) if after.get("last") else 0,
-            "error": after.get("error")}, indent=2))
+        with served([]) as (server, base):
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
+                    "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={camera}"])
+                context = browser.new_context()
+                context.grant_permissions(["camera"], origin=base)
+                page = context.new_page()
+                page.goto(base + "/?source=browser")
+                time.sleep(5)  # warm-up: the camera opens, the first answers come
+                stats = "window.cameraStats || {answers: 0, latencies: []}"
+                before, cpu_before = page.evaluate(stats), sample(server.pid)["cpu_s"]
+                time.sleep(args.seconds)
+                after, cpu_after = page.evaluate(stats), sample(server.pid)["cpu_s"]
+                browser.close()
+            answers = after["answers"] - before["answers"]
+            latencies = after["latencies"][len(before["latencies"]):]
+            print(json.dumps({
+                "machine": machine(), "camera": f"{args.video.name} at 640x360, {fps:.2f} frames/s",
+                "seconds": args.seconds,
+                "answers": answers, "answers_per_s": round(answers / args.seconds, 2),
+                "request_to_answer_ms": {"median": round(statistics.median(latencies), 1),
+                                         "p90": round(sorted(latencies)[int(0.9 * (len(latencies) - 1))], 1)},
+                "server_cpu_ms_per_answer": round(1000 * (cpu_after - cpu_before) / max(answers, 1), 1),
+                "faces_in_last_answer": len(after["last"]["faces"]) if after.get("last") else 0,
+                "error": after.get("error")}, indent=2))
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         shutil.rmtree(folder, ignore_errors=True)
 
 

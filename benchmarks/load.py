@@ -14,24 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.serving import served
+
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 IDLE_TIMEOUT = 5.0  # main.DEFAULT_CONFIG["IDLE_TIMEOUT"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sample(pid: int) -> dict:
@@ -75,20 +68,8 @@ def main() -> None:
     if not 1 <= args.viewers <= 200 or not 0 < args.seconds <= 600:
         parser.error("viewers must be 1-200 and seconds at most 600")
     video = args.video or next((ROOT / "videos").glob("*.mp4"))
-    port = free_port()
     options = ["--detector", args.detector] if args.detector else []
-    server = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--source", str(video), "--port", str(port),
-                               *options], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("the server did not start")
+    with served(["--source", str(video), *options]) as (server, base):
         import cv2
 
         capture = cv2.VideoCapture(str(video))
@@ -142,9 +123,6 @@ def main() -> None:
             "server": samples,
         }
         print(json.dumps(report, indent=2))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

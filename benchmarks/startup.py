@@ -25,18 +25,13 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.pipeline import machine
+from benchmarks.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 #: A line in main.py's log format from any Python logger but TensorFlow's and absl's; every other line
 #: (TensorFlow's and absl's C++ logs, CUDA probing, OpenCV's warnings) is counted as noise.
 OWN_LINE = re.compile(r"\d{4}-\d\d-\d\d \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) (?!tensorflow|absl)[\w.]+: ")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_once(video: Path) -> dict:

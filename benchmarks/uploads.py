@@ -21,8 +21,6 @@ import collections
 import io
 import json
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -33,8 +31,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from benchmarks.load import free_port, sample
+from benchmarks.load import sample
 from benchmarks.pipeline import machine
+from benchmarks.serving import served
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,22 +110,10 @@ def main() -> None:
     capture = cv2.VideoCapture(str(video))
     source_fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
-    port = free_port()
     extra = ["--max-upload-pixels", str(args.max_upload_pixels)] if args.max_upload_pixels else []
-    server = subprocess.Popen([sys.executable, "main.py", "--source", str(video), "--port", str(port), *extra],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     report: dict = {"machine": machine(), "video": video.name, "source_fps": round(source_fps, 2),
                     "uploads": args.uploads, "server_options": extra}
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("the server did not start")
+    with served(["--source", str(video), *extra]) as (server, base):
         photo = photo_2mp()
         post(base + "/api/predict", photo)  # warm-up: the upload workers and their detectors exist
         time.sleep(2)
@@ -163,9 +150,6 @@ def main() -> None:
             "viewer_fps_share_of_source": round(len(during) / elapsed / source_fps, 3),
             "viewer_longest_gap_s": round(float(gaps.max()), 3)}
         print(json.dumps(report, indent=2))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

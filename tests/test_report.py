@@ -143,12 +143,12 @@ def test_workers_without_ray_give_a_clear_message(archive, tmp_path, monkeypatch
 @pytest.mark.slow
 def test_two_local_ray_workers_give_the_same_face_rows(archive, tmp_path):
     pytest.importorskip("ray")
-    videos = [str(archive / "a.mp4"), str(archive / "b.mp4"), str(archive / "day2")]
-    assert main(["annotate", *videos, "--output", str(tmp_path / "one")]) == 0
-    assert main(["annotate", *videos, "--output", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert main(["annotate", str(archive), "--output", str(tmp_path / "one")]) == 1  # the corrupt file fails
+    assert main(["annotate", str(archive), "--output", str(tmp_path / "two"), "--workers", "2"]) == 1
     for path in (tmp_path / "one").glob("*_faces.csv"):
         assert path.read_text() == (tmp_path / "two" / path.name).read_text()
     assert read_summary(tmp_path / "one") == read_summary(tmp_path / "two")
+    assert [r["status"][:7] for r in read_summary(tmp_path / "two")] == ["ok", "ok", "failed:", "ok"]
 
 
 def clip_with_audio(path, frames=24, fps=20):

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.load import free_port
+from benchmarks.serving import served
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,18 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
     video = next((ROOT / "videos").glob("*.mp4"))
-    server = subprocess.Popen([sys.executable, "main.py", "--source", str(video), "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
+    with served(["--source", str(video)]) as (_, base):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
@@ -54,9 +41,6 @@ def main() -> None:
             page.screenshot(path=str(args.out))
             browser.close()
         print(f"wrote {args.out}")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":
