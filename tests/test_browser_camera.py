@@ -115,3 +115,42 @@ def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted
                 time.sleep(0.2)
             assert "denied" in error.text_content()
         browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_a_page_beyond_the_client_limit_is_told_and_gets_in_once_the_first_is_forgotten(face_video, fake_camera,
+                                                                                         tmp_path):
+    """Two tabs, room for one: the second shows the 503's message, and once the first has closed and its
+    tracker is forgotten (30 s without frames), the second's retries get answers."""
+    from helpers import start_server, stop_server
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    process, base = start_server(["--source", str(face_video[0]), "--max-browser-clients", "1"], tmp_path / "log")
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={fake_camera}"])
+            context = browser.new_context()
+            context.grant_permissions(["camera"], origin=base)
+            first, second = context.new_page(), context.new_page()
+            first.goto(base + "/?source=browser")
+            deadline = time.monotonic() + 60
+            while first.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            second.goto(base + "/?source=browser")
+            error = second.locator("#camera-error")
+            while not error.is_visible():
+                assert time.monotonic() < deadline, "no message on the page beyond the limit"
+                time.sleep(0.2)
+            assert "already analysing 1 cameras" in error.text_content()
+            first.close()
+            deadline = time.monotonic() + 60
+            while second.evaluate("window.cameraStats.answers") < 1:
+                assert time.monotonic() < deadline, "the second page never got in"
+                time.sleep(0.5)
+            browser.close()
+    finally:
+        stop_server(process)
