@@ -41,10 +41,13 @@ def is_network_source(source) -> bool:
 
 
 def mask_credentials(url: str) -> str:
-    """``url`` with any user name and password shown as ``***`` (``rtsp://***@host/path``), for messages."""
+    """``url`` for messages: any user name and password, and any query (cameras take passwords there
+    too, ``?user=admin&pwd=...``) shown as ``***`` (``rtsp://***@host/path``, ``http://host/video.cgi?***``)."""
     parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        parts = parts._replace(query="***" if parts.query else "", fragment="")
     if parts.username is None and parts.password is None:
-        return url
+        return urlunsplit(parts)
     host = parts.hostname or ""
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"

@@ -388,8 +388,9 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
     """Find each known face again near its last box by template matching: the cheap step between
     two ``detect_faces`` calls.
 
-    Each box is widened by ``margin`` times its size on every side; that region is scaled so the face
-    is ``TEMPLATE_SIDE`` px wide and searched for the face's template (normalised cross-correlation,
+    Each box is widened by ``margin`` times its size on every side; that region (its parts outside the
+    frame filled with the edge pixels repeated, as the template was) is scaled so the face is
+    ``TEMPLATE_SIDE`` px wide and searched for the face's template (normalised cross-correlation,
     ``cv2.TM_CCOEFF_NORMED``); the box moves to the best match and keeps its size (the next full
     search corrects the size): a fraction of a millisecond per face against tens for a full search
     (docs/benchmarks/detection-steps.txt).
@@ -408,13 +409,19 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
     boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
     out, scores = boxes.copy(), np.zeros(len(boxes), np.float32)
     for i, ((x, y, w, h), template) in enumerate(zip(boxes, templates, strict=True)):
-        x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
-        x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
-        sx, sy = TEMPLATE_SIDE / max(w, 1), TEMPLATE_SIDE / max(h, 1)
+        if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            continue  # nothing of the face is in the frame
+        x0, y0 = int(x - margin * w), int(y - margin * h)
+        x1, y1 = int(x + w + margin * w), int(y + h + margin * h)
+        sx, sy = TEMPLATE_SIDE / w, TEMPLATE_SIDE / h
         size = (round((x1 - x0) * sx), round((y1 - y0) * sy))
         if min(size) < TEMPLATE_SIDE:
             continue
-        region = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+        if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+            region = gray[y0:y1, x0:x1]
+        else:
+            region = cv2.getRectSubPix(gray, (x1 - x0, y1 - y0), ((x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5))
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
         _, scores[i], _, (mx, my) = cv2.minMaxLoc(cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED))
         out[i, :2] = (x0 + round(mx / sx), y0 + round(my / sy))
     return out, scores

@@ -74,17 +74,22 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
     Args:
         gray: uint8 grayscale frame ``(height, width)``.
-        boxes: ``(N, 4)`` boxes ``(x, y, w, h)``; parts outside the frame are clipped away.
+        boxes: ``(N, 4)`` boxes ``(x, y, w, h)``; parts outside the frame are filled with the frame's
+            edge pixels repeated (``cv2.getRectSubPix``), so a face cut by the edge keeps its proportions.
         size: side of the crops in px (48 for the network, ``detection.TEMPLATE_SIDE`` for templates).
 
     Returns:
-        uint8 array ``(N, size, size)``; the crop of a box wholly outside the frame is black.
+        uint8 array ``(N, size, size)``; the crop of a box wholly outside the frame (or empty) is black.
     """
     height, width = gray.shape[:2]
     boxes = np.asarray(boxes).reshape(-1, 4)
     crops = np.zeros((len(boxes), size, size), dtype=np.uint8)
     for i, (x, y, w, h) in enumerate(boxes):
-        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
-        if x1 > x0 and y1 > y0:
-            crops[i] = cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+        if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            continue
+        if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+            patch = gray[y:y + h, x:x + w]
+        else:
+            patch = cv2.getRectSubPix(gray, (int(w), int(h)), (x + w / 2 - 0.5, y + h / 2 - 0.5))
+        crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return crops

@@ -25,6 +25,10 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 #: Default largest image accepted, in pixels (width x height): 12 megapixels, a 4000x3000 photo.
 MAX_PIXELS = 12_000_000
 
+#: The most pixels an upload limit may allow: Pillow refuses larger images itself (its decompression-bomb
+#: threshold, ``Image.MAX_IMAGE_PIXELS``).
+PILLOW_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS)
+
 #: Default pixels an upload is decoded (or scaled) to at most: a 12-megapixel photo is searched at 0.58 of
 #: its sides, so its faces of 42 px and more keep the 24 px that the face detector needs.
 WORKING_PIXELS = 4_000_000
@@ -70,7 +74,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image has more pixels than the limit of {max_pixels:,}", 413) from exc
+        raise ImageError(f"the image has more pixels than the limit of {min(max_pixels, PILLOW_MAX_PIXELS):,}",
+                         413) from exc
     except UnidentifiedImageError as exc:
         raise ImageError("the upload is not an image (JPEG, PNG, WebP, BMP, GIF or TIFF)") from exc
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:  # a header cut short

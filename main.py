@@ -17,7 +17,7 @@ from pathlib import Path
 
 from analysis import SMOOTHING_HALF_LIFE
 from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE
-from images import MAX_PIXELS
+from images import MAX_PIXELS, PILLOW_MAX_PIXELS
 from model import RUNTIMES
 
 log = logging.getLogger("main")
@@ -46,6 +46,14 @@ def score(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
+def upload_pixels(text: str) -> int:
+    """argparse type: a pixel count from 1 to Pillow's own limit (``images.PILLOW_MAX_PIXELS``)."""
+    value = positive_int(text)
+    if value > PILLOW_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"must be at most {PILLOW_MAX_PIXELS:,} (Pillow's limit), not {value:,}")
     return value
 
 
@@ -94,13 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "open (the stream and its live probabilities), so N threads serve about N/2 "
                             "viewers (default 64)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                       help="a host name (or address) the server also answers to, besides localhost, 127.0.0.1, "
-                            "[::1] and --host; repeat for more (other Host headers get 400)")
+                       help="a host name (or IPv4 address) the server also answers to, besides localhost, "
+                            "127.0.0.1 and --host; repeat for more (other Host headers get 400; IPv6 literals "
+                            "cannot be matched)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="another site's origin (e.g. https://example.org) whose pages may call the API and "
                             "read the streams; repeat for more (others get 403)")
-    serve.add_argument("--max-upload-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
-                       help=f"largest photo accepted, in pixels (default {MAX_PIXELS:,}; larger: 413)")
+    serve.add_argument("--max-upload-pixels", type=upload_pixels, default=MAX_PIXELS, metavar="N",
+                       help=f"largest photo accepted, in pixels (default {MAX_PIXELS:,}, at most "
+                            f"{PILLOW_MAX_PIXELS:,}; larger: 413)")
     serve.add_argument("--max-uploads", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                        help="photos analysed at once; more wait up to 2 s, then get 503 (default: the number "
                             "of CPU cores)")

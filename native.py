@@ -7,6 +7,9 @@ import contextlib
 import ctypes
 import functools
 import os
+import threading
+
+_stderr_lock = threading.RLock()  # one swap of file descriptor 2 at a time
 
 #: glibc's ``mallopt`` parameter number of ``M_ARENA_MAX`` (malloc.h).
 _M_ARENA_MAX = -8
@@ -47,16 +50,18 @@ def _glibc() -> ctypes.CDLL | None:
 
 @contextlib.contextmanager
 def quiet_stderr():
-    """Send file descriptor 2 to /dev/null for the duration (C++ libraries print there directly)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    """Send file descriptor 2 to /dev/null for the duration (C++ libraries print there directly); one
+    thread at a time (a second waits), so the real stderr is always the one restored."""
+    with _stderr_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

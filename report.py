@@ -121,11 +121,15 @@ class AnnotatedVideoWriter:
         if audio_from is not None:
             self._source = av.open(str(audio_from))
             self._audio = next((s for s in self._source.streams if s.type == "audio"), None)
-            if self._audio is None:
+            try:
+                self._copy = None if self._audio is None else self._container.add_stream_from_template(self._audio)
+            except ValueError as exc:  # an audio codec MP4 cannot hold (WMA, u-law): the picture alone
+                log.warning("%s: its audio (%s) cannot go into MP4, left out: %s", audio_from.name,
+                            self._audio.codec_context.name, exc)
+                self._copy = None
+            if self._copy is None:
                 self._source.close()
                 self._source = None
-            else:
-                self._copy = self._container.add_stream_from_template(self._audio)
 
     def write(self, frame: np.ndarray) -> None:
         """Append a BGR uint8 frame of the size given."""
@@ -139,20 +143,25 @@ class AnnotatedVideoWriter:
         for packet in self._video.encode(picture):
             self._container.mux(packet)
 
-    def close(self) -> None:
-        """Finish the file (and copy the audio in)."""
+    def close(self, complete: bool = True) -> None:
+        """Finish the file (and copy the audio in); with ``complete`` false, only close it (it is thrown
+        away)."""
         if self._av is None:
             self._writer.release()
             return
-        for packet in self._video.encode():
-            self._container.mux(packet)
-        if self._source is not None:
-            for packet in self._source.demux(self._audio):
-                if packet.dts is not None:
-                    packet.stream = self._copy
+        try:
+            if complete:
+                for packet in self._video.encode():
                     self._container.mux(packet)
-            self._source.close()
-        self._container.close()
+                if self._source is not None:
+                    for packet in self._source.demux(self._audio):
+                        if packet.dts is not None:
+                            packet.stream = self._copy
+                            self._container.mux(packet)
+        finally:
+            if self._source is not None:
+                self._source.close()
+            self._container.close()
 
 
 def report_paths(output_dir: Path, name: str) -> dict[str, Path]:
@@ -228,11 +237,13 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     finally:
         camera.release()
         analyzer.close()
-        if writer is not None:
-            writer.close()
-        if not complete:  # nothing half written stays behind
-            for path in partial.values():
-                path.unlink(missing_ok=True)
+        try:
+            if writer is not None:
+                writer.close(complete)
+        finally:
+            if not complete:  # nothing half written stays behind
+                for path in partial.values():
+                    path.unlink(missing_ok=True)
     if writer is None:
         partial["csv"].unlink(missing_ok=True)
         raise SourceError(f"no frame could be read from {video.name} in the part asked for")
@@ -313,9 +324,9 @@ def annotate_one(video: Path, name: str, output_dir: Path, options: Options, pro
         _, summary = annotate_video(video, output_dir, default_model(), progress=progress, name=name,
                                     **asdict(options))
         return summary
-    except (OSError, RuntimeError, ValueError, cv2.error) as exc:
+    except Exception as exc:  # noqa: BLE001  (any failure of one video is that video's status)
         log.warning("cannot annotate %s: %s", video.name, exc)
-        return VideoSummary(video.name, status=f"failed: {exc}")
+        return VideoSummary(video.name, status=f"failed: {exc or type(exc).__name__}")
 
 
 def annotate_archive(paths: list[Path], output_dir: Path, options: Options, workers: int | None = None,
@@ -329,7 +340,8 @@ def annotate_archive(paths: list[Path], output_dir: Path, options: Options, work
         FileNotFoundError: a path that does not exist.
         RuntimeError: Ray is asked for (``workers`` or ``address``) and not installed.
     """
-    videos = find_videos(paths)
+    videos = [video.resolve() for video in find_videos(paths)]  # Ray workers may run in another folder
+    output_dir = output_dir.resolve()
     names = report_names(videos)
     output_dir.mkdir(parents=True, exist_ok=True)
     todo = [(video, name) for video, name in zip(videos, names, strict=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from camera import SourceError
 from drawing import message_jpeg
 from faces import Face, face_to_dict
 from native import release_free_memory
@@ -147,9 +148,12 @@ class FrameProducer:
                 raise SourceStopped(f"{self.name} ended")
             log.info("producer %s stopped: no viewer for %g s", self.name, self.idle_timeout)
         except Exception as exc:  # any failure of the source ends this run; viewers get the message
-            log.warning("producer %s stopped: %s", self.name, exc)
+            log.warning("producer %s stopped: %s", self.name, exc, exc_info=not isinstance(exc, SourceError))
             with self._condition:
-                self._error = str(exc) or type(exc).__name__
+                # a source's own message names it without folders or credentials; anything else may
+                # carry paths: viewers get its kind, the log the details
+                self._error = (str(exc) or type(exc).__name__) if isinstance(exc, SourceError | SourceStopped) \
+                    else f"the stream failed ({type(exc).__name__}; see the server's log)"
                 self._thread = None
                 self._condition.notify_all()
         finally:

@@ -51,8 +51,8 @@ DEFAULT_CONFIG = {
     "WORKING_PIXELS": WORKING_PIXELS,
     "MAX_UPLOADS": os.cpu_count() or 1,
     "UPLOAD_WAIT": 2.0,
-    # Host names the server answers to (others: 400, against DNS rebinding), besides "localhost",
-    # "127.0.0.1" and "[::1]"; and the origins of other sites allowed to call the API and read the streams.
+    # Host names the server answers to (others: 400, against DNS rebinding), besides "localhost" and
+    # "127.0.0.1"; and the origins of other sites allowed to call the API and read the streams.
     "ALLOWED_HOSTS": [],
     "CORS_ORIGINS": [],
     # The visitor's own camera (/?source=browser): pages analysed at once (one more gets 503), seconds

@@ -80,12 +80,12 @@ class BrowserClients:
                 analyzer = FaceAnalyzer(model, make_face_detector(options["detector"], options["min_score"]),
                                         options["smoothing_half_life"], options["detect_every"])
                 client = self._clients[client_id] = _Client(analyzer, last_frame=0.0)
-        if not client.busy.acquire(blocking=False):
-            raise Conflict("this page's previous frame is still being analysed: send one frame at a time")
-        try:
-            now = time.monotonic()
+            if not client.busy.acquire(blocking=False):
+                raise Conflict("this page's previous frame is still being analysed: send one frame at a time")
+            now = time.monotonic()  # under the lock: _forget_idle never sees a client in use as idle
             dt = now - client.last_frame if client.last_frame else 1 / 15
             client.last_frame = now
+        try:
             return client.analyzer(frame, dt)
         finally:
             client.busy.release()

@@ -36,6 +36,18 @@ def test_a_client_keeps_its_face_ids_across_frames(client, face_video):
     assert other["faces"][0]["id"] == 1  # another page has a tracker of its own
 
 
+def test_answers_match_the_openapi_description(client, face_video):
+    import jsonschema
+
+    spec = client.get("/api/openapi.json").get_json()
+    answer = send(client, decoded_frames(face_video[0])[0])
+    schema = spec["paths"]["/api/frames"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    jsonschema.validate(answer.get_json(), {**schema, "components": spec["components"]})
+    with pytest.raises(jsonschema.ValidationError):  # the id is required
+        jsonschema.validate({"width": 1, "height": 1, "faces": [{**answer.get_json()["faces"][0], "id": None}]},
+                            {**schema, "components": spec["components"]})
+
+
 def test_the_client_limit_answers_503(make_app):
     client = make_app(MAX_BROWSER_CLIENTS=1).test_client()
     frame = astronaut_bgr()

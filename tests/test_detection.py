@@ -301,3 +301,14 @@ def test_blazeface_finds_most_faces_of_a_group_selfie_and_nothing_else():
 def test_blazeface_finds_no_face_where_there_is_none(name):
     frame = cv2.imread(str(MEDIA_DIR / "noface" / name))
     assert len(detect_faces(frame, make_face_detector("blazeface"))[0]) == 0
+
+
+@pytest.mark.parametrize("outside", [0.1, 0.25, 0.4])
+def test_a_face_cut_by_the_frame_edge_is_still_followed(outside):
+    """A box reaching past the frame's edge (BlazeFace's boxes of cut faces do) keeps matching its face."""
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    x, y, w, h = ASTRONAUT_FACE
+    cut = np.ascontiguousarray(gray[:, x + int(outside * w):])  # the face now crosses the left edge
+    box = np.array([[-int(outside * w), y, w, h]])
+    boxes, scores = follow_faces(cut, box, [face_template(cut, box[0])])
+    assert scores[0] > 0.9 and iou(boxes[0], box[0]) > 0.9

@@ -49,10 +49,12 @@ def test_predict_emotion_is_argmax(fer_model):
 
 @pytest.mark.parametrize("architecture, crop, parameters", [
     ("course", None, 4_478_727), ("vgg", None, 7_055_431), ("vgg", 40, 5_744_711)])
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_architectures_have_the_documented_size(architecture, crop, parameters):
     assert make_model(architecture=architecture, crop=crop).count_params() == parameters
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_a_cropping_model_takes_whole_faces_and_computes_on_their_center():
     model = make_model(architecture="vgg", crop=40)
     assert model.input_shape == (None, 48, 48, 1)
@@ -71,6 +73,7 @@ def test_a_crop_outside_the_face_is_refused(crop):
         make_model(architecture="vgg", crop=crop)
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_shipped_model_is_the_one_its_metrics_describe(fer_model):
     metrics = json.loads((ROOT / "docs" / "metrics.json").read_text())
     built = make_model(architecture=metrics["architecture"], crop=metrics.get("crop"))
@@ -151,12 +154,14 @@ def test_flip_tta_makes_a_face_and_its_mirror_equal(fer_model):
     np.testing.assert_allclose(fer_model.predict_proba(face), fer_model.predict_proba(face[:, :, ::-1]), atol=1e-5)
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_without_tta_the_mirror_differs():
     plain = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", flip_tta=False)
     face = faces(1, seed=4)
     assert np.abs(plain.predict_proba(face) - plain.predict_proba(face[:, :, ::-1])).max() > 1e-4
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_shift_tta_averages_the_four_shifted_faces_and_their_mirrors():
     plain = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", flip_tta=False, runtime="keras")
     ten = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", shift_tta=4, runtime="keras")
@@ -194,6 +199,7 @@ def real_faces() -> np.ndarray:
     return np.stack(crops)
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_fast_path_gives_the_keras_labels(fer_model, keras_model):
     """The default LiteRT int8 runtime agrees with the Keras model on real faces (issue 4)."""
     assert fer_model.runtime == "litert" and keras_model.runtime == "keras"
@@ -230,6 +236,7 @@ def _normalising_model():
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 @pytest.mark.parametrize("batch_size", [64, 100])
 def test_recalibration_stores_the_mean_of_the_batch_statistics(batch_size):
     rng = np.random.default_rng(0)
@@ -247,6 +254,7 @@ def test_recalibration_stores_the_mean_of_the_batch_statistics(batch_size):
     assert norm.momentum == 0.9
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 @pytest.mark.parametrize("frozen", ["layer", "model"])
 def test_recalibration_reaches_frozen_layers(frozen):
     model = _normalising_model()
@@ -256,6 +264,7 @@ def test_recalibration_reaches_frozen_layers(frozen):
     assert model.layers[1].trainable is False
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_recalibration_reaches_nested_models():
     import keras
 
@@ -267,6 +276,7 @@ def test_recalibration_reaches_nested_models():
     assert inner.layers[1].momentum == 0.9
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_recalibration_changes_only_the_statistics():
     model = _normalising_model()
     before = [np.array(w) for w in model.trainable_weights]
@@ -275,6 +285,7 @@ def test_recalibration_changes_only_the_statistics():
     assert np.asarray(model.layers[1].moving_mean)[0] == pytest.approx(200.0)
 
 
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_recalibration_of_a_model_without_batch_norm_changes_nothing():
     import keras
 

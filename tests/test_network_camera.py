@@ -13,6 +13,7 @@ from camera import VideoCamera, is_network_source, mask_credentials
     ("rtsp://admin:secret@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1"),
     ("http://user@cam.lan/video.mjpg", "http://***@cam.lan/video.mjpg"),
     ("https://cam.lan/live", "https://cam.lan/live"),
+    ("http://cam.lan/video.cgi?user=admin&pwd=secret", "http://cam.lan/video.cgi?***"),
 ])
 def test_credentials_are_masked(url, masked):
     assert is_network_source(url) and mask_credentials(url) == masked

@@ -151,8 +151,8 @@ def test_two_local_ray_workers_give_the_same_face_rows(archive, tmp_path):
     assert [r["status"][:7] for r in read_summary(tmp_path / "two")] == ["ok", "ok", "failed:", "ok"]
 
 
-def clip_with_audio(path, frames=24, fps=20):
-    """An MP4 of the moving astronaut with a 440 Hz tone (H.264 and AAC, written with PyAV)."""
+def clip_with_audio(path, frames=24, fps=20, video_codec="libx264", audio_codec="aac", audio_format="fltp"):
+    """A clip of the moving astronaut with a 440 Hz tone (H.264 and AAC in MP4 by default, written with PyAV)."""
     import av
     from helpers import decoded_frames
 
@@ -160,9 +160,9 @@ def clip_with_audio(path, frames=24, fps=20):
     make_face_video(silent, n_frames=frames, fps=fps)
     pictures = decoded_frames(silent)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
+        video = out.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
-        audio = out.add_stream("aac", rate=44100)
+        audio = out.add_stream(audio_codec, rate=44100)
         for i, picture in enumerate(pictures):
             frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
             frame.pts = i
@@ -171,8 +171,11 @@ def clip_with_audio(path, frames=24, fps=20):
         for packet in video.encode():
             out.mux(packet)
         samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(44100 * frames // fps) / 44100)).astype(np.float32)
+        if audio_format == "s16":
+            samples = (samples * 32767).astype(np.int16)
         for start in range(0, len(samples), 1024):
-            chunk = av.AudioFrame.from_ndarray(samples[np.newaxis, start:start + 1024], format="fltp", layout="mono")
+            chunk = av.AudioFrame.from_ndarray(samples[np.newaxis, start:start + 1024], format=audio_format,
+                                               layout="mono")
             chunk.sample_rate, chunk.pts = 44100, start
             for packet in audio.encode(chunk):
                 out.mux(packet)
@@ -188,3 +191,11 @@ def test_the_annotated_video_is_h264_with_the_sources_audio(tmp_path):
     with av.open(str(tmp_path / "out" / "talk_annotated.mp4")) as result:
         kinds = {stream.type: stream.codec_context.name for stream in result.streams}
     assert kinds == {"video": "h264", "audio": "aac"}
+
+
+def test_audio_that_mp4_cannot_hold_is_left_out_and_the_report_made(tmp_path):
+    av = pytest.importorskip("av")
+    source = clip_with_audio(tmp_path / "talk.avi", video_codec="mpeg4", audio_codec="pcm_mulaw", audio_format="s16")
+    assert main(["annotate", str(source), "--output", str(tmp_path / "out")]) == 0
+    with av.open(str(tmp_path / "out" / "talk_annotated.mp4")) as result:
+        assert [stream.type for stream in result.streams] == ["video"]

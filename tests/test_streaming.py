@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from camera import SourceError
 from streaming import FrameProducer, SourceStopped, mjpeg_stream
 
 
@@ -12,8 +13,9 @@ class FakeStream:
     """Stands in for ``analysis.annotated_stream``: ``(jpeg, faces)`` every ``delay`` s, an error after
     ``fail_after`` frames, and ``released`` once closed (as the generator releases its camera)."""
 
-    def __init__(self, delay=0.01, fail_after=None, frames=None):
+    def __init__(self, delay=0.01, fail_after=None, frames=None, error=None):
         self.delay, self.fail_after, self.frames, self.count, self.released = delay, fail_after, frames, 0, False
+        self.error = error or SourceError("camera unplugged")
 
     def __iter__(self):
         return self
@@ -26,18 +28,18 @@ class FakeStream:
         self.count += 1
         if self.fail_after is not None and self.count > self.fail_after:
             self.released = True
-            raise OSError("camera unplugged")
+            raise self.error
         return b"jpeg%d" % self.count, []
 
     def close(self):
         self.released = True
 
 
-def make(delay=0.01, fail_after=None, idle_timeout=0.3, frames=None):
+def make(delay=0.01, fail_after=None, idle_timeout=0.3, frames=None, error=None):
     cameras = []
 
     def factory():
-        cameras.append(FakeStream(delay, fail_after, frames))
+        cameras.append(FakeStream(delay, fail_after, frames, error))
         return cameras[-1]
 
     return FrameProducer(factory, idle_timeout=idle_timeout, name="fake"), cameras
@@ -154,3 +156,10 @@ def test_stop_releases_the_camera_and_tells_waiting_viewers():
     assert cameras[0].released and not producer.running
     assert errors == ["the server is shutting down"]
     assert producer.wait_for_frame(0, timeout=5).number > 0  # a later viewer starts it again
+
+
+def test_an_unexpected_error_reaches_viewers_as_its_kind_only():
+    producer, cameras = make(fail_after=1, error=ValueError("cannot read /home/someone/secret/model.bin"))
+    errors = []
+    watch_until_stopped(producer, errors)
+    assert errors == ["the stream failed (ValueError; see the server's log)"] and cameras[0].released
