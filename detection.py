@@ -23,7 +23,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from faces import crop_faces
+from faces import crop_faces, rectangle
 from native import quiet_stderr
 
 log = logging.getLogger(__name__)
@@ -405,11 +405,10 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
         [-1, 1] (1: the same picture; a box whose region lies outside the frame keeps its place,
         score 0).
     """
-    height, width = gray.shape[:2]
     boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
     out, scores = boxes.copy(), np.zeros(len(boxes), np.float32)
     for i, ((x, y, w, h), template) in enumerate(zip(boxes, templates, strict=True)):
-        if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        if rectangle(gray, x, y, w, h) is None:
             continue  # nothing of the face is in the frame
         x0, y0 = int(x - margin * w), int(y - margin * h)
         x1, y1 = int(x + w + margin * w), int(y + h + margin * h)
@@ -417,11 +416,7 @@ def follow_faces(gray: np.ndarray, boxes: np.ndarray, templates, margin: float =
         size = (round((x1 - x0) * sx), round((y1 - y0) * sy))
         if min(size) < TEMPLATE_SIDE:
             continue
-        if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
-            region = gray[y0:y1, x0:x1]
-        else:
-            region = cv2.getRectSubPix(gray, (x1 - x0, y1 - y0), ((x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        region = cv2.resize(rectangle(gray, x0, y0, x1 - x0, y1 - y0), size, interpolation=cv2.INTER_AREA)
         _, scores[i], _, (mx, my) = cv2.minMaxLoc(cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED))
         out[i, :2] = (x0 + round(mx / sx), y0 + round(my / sy))
     return out, scores

@@ -81,15 +81,21 @@ def crop_faces(gray: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     Returns:
         uint8 array ``(N, size, size)``; the crop of a box wholly outside the frame (or empty) is black.
     """
-    height, width = gray.shape[:2]
     boxes = np.asarray(boxes).reshape(-1, 4)
     crops = np.zeros((len(boxes), size, size), dtype=np.uint8)
-    for i, (x, y, w, h) in enumerate(boxes):
-        if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
-            continue
-        if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
-            patch = gray[y:y + h, x:x + w]
-        else:
-            patch = cv2.getRectSubPix(gray, (int(w), int(h)), (x + w / 2 - 0.5, y + h / 2 - 0.5))
-        crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    for i, box in enumerate(boxes):
+        patch = rectangle(gray, *box)
+        if patch is not None:
+            crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return crops
+
+
+def rectangle(gray: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray | None:
+    """The ``w`` x ``h`` pixels of ``gray`` from ``(x, y)``, parts outside the frame filled with its edge
+    pixels repeated (``cv2.getRectSubPix``); ``None`` when the rectangle is empty or wholly outside."""
+    height, width = gray.shape[:2]
+    if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        return None
+    if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+        return gray[y:y + h, x:x + w]
+    return cv2.getRectSubPix(gray, (int(w), int(h)), (x + w / 2 - 0.5, y + h / 2 - 0.5))

@@ -24,7 +24,7 @@ def index():
     sources = catalog()
     requested = request.args.get("source")
     if requested == BROWSER:
-        pass
+        pass  # the page shows the visitor's camera itself
     elif requested:
         requested = sources.resolve(requested)[0]  # 404 for an unknown source
     else:  # the default, unless it has gone since the start (a deleted video): then the page says so

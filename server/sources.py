@@ -18,7 +18,7 @@ import cv2
 from flask import Flask, abort, current_app
 
 from analysis import FaceAnalyzer, annotated_stream, reconnecting_stream
-from camera import VIDEO_SUFFIXES, SourceError, VideoCamera, is_network_source, mask_credentials
+from camera import FALLBACK_FPS, VIDEO_SUFFIXES, SourceError, VideoCamera, is_network_source, mask_credentials
 from detection import make_face_detector
 from streaming import FrameProducer, ProducerRegistry
 
@@ -55,8 +55,9 @@ def open_stream(target: int | Path | str, model, detector: str, min_score: float
     return its annotated stream; searches move to a worker thread once they take longer than one frame
     period. A network camera's stream reconnects (``analysis.reconnecting_stream``)."""
     if is_network_source(target):
+        # a network camera's rate is known only once it is open: searches get the assumed rate's period
         analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
-                                search_budget=0.04)
+                                search_budget=1.0 / FALLBACK_FPS)
         return reconnecting_stream(lambda: VideoCamera(target), analyzer, mask_credentials(target))
     camera = VideoCamera(target)
     try:

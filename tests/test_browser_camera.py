@@ -90,6 +90,29 @@ def test_the_page_offers_your_camera(client):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def launch_with_fake_camera(playwright, camera):
+    """Headless Chromium whose camera plays the Y4M file ``camera``."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}"])
+
+
+def wait_for_answers(page, count, deadline):
+    """Wait until the page has had ``count`` answers from /api/frames (before ``deadline``, monotonic s)."""
+    while page.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < count:
+        assert time.monotonic() < deadline, f"fewer than {count} answers: {page.evaluate('window.cameraStats')}"
+        time.sleep(0.2)
+
+
+def camera_message(page, deadline):
+    """The text of the page's camera message, once it shows (before ``deadline``, monotonic s)."""
+    error = page.locator("#camera-error")
+    while not error.is_visible():
+        assert time.monotonic() < deadline, "the page shows no message"
+        time.sleep(0.2)
+    return error.text_content()
+
+
 @pytest.fixture()
 def fake_camera(face_video, tmp_path):
     """A Y4M file of the face video, the size Chromium's fake camera plays."""
@@ -102,9 +125,7 @@ def fake_camera(face_video, tmp_path):
 def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={fake_camera}"])
+        browser = launch_with_fake_camera(playwright, fake_camera)
         context = browser.new_context()
         if granted:
             context.grant_permissions(["camera"], origin=live_server)
@@ -112,20 +133,14 @@ def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted
         page.goto(live_server + "/?source=browser")
         deadline = time.monotonic() + 60
         if granted:
-            while page.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < 8:
-                assert time.monotonic() < deadline, page.evaluate("window.cameraStats")
-                time.sleep(0.2)
+            wait_for_answers(page, 8, deadline)
             stats = page.evaluate("window.cameraStats")
             faces = stats["last"]["faces"]
             assert len(faces) == 1 and faces[0]["id"] == 1  # the same face, the same id, 8 answers on
             assert sum(faces[0]["probabilities"].values()) == pytest.approx(1, abs=2e-3)
             assert page.locator("#live-faces .face").count() == 1
         else:
-            error = page.locator("#camera-error")
-            while not error.is_visible():
-                assert time.monotonic() < deadline, "no message about the denied camera"
-                time.sleep(0.2)
-            assert "denied" in error.text_content()
+            assert "denied" in camera_message(page, deadline)
         browser.close()
 
 
@@ -141,28 +156,17 @@ def test_a_page_beyond_the_client_limit_is_told_and_gets_in_once_the_first_is_fo
     process, base = start_server(["--source", str(face_video[0]), "--max-browser-clients", "1"], tmp_path / "log")
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={fake_camera}"])
+            browser = launch_with_fake_camera(playwright, fake_camera)
             context = browser.new_context()
             context.grant_permissions(["camera"], origin=base)
             first, second = context.new_page(), context.new_page()
             first.goto(base + "/?source=browser")
             deadline = time.monotonic() + 60
-            while first.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < 3:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+            wait_for_answers(first, 3, deadline)
             second.goto(base + "/?source=browser")
-            error = second.locator("#camera-error")
-            while not error.is_visible():
-                assert time.monotonic() < deadline, "no message on the page beyond the limit"
-                time.sleep(0.2)
-            assert "already analysing 1 cameras" in error.text_content()
+            assert "already analysing 1 cameras" in camera_message(second, deadline)
             first.close()
-            deadline = time.monotonic() + 60
-            while second.evaluate("window.cameraStats.answers") < 1:
-                assert time.monotonic() < deadline, "the second page never got in"
-                time.sleep(0.5)
+            wait_for_answers(second, 1, time.monotonic() + 60)
             browser.close()
     finally:
         stop_server(process)
