@@ -40,7 +40,7 @@ MODEL_JSON = ROOT / "model.json"
 MODEL_WEIGHTS = ROOT / "model_weights.h5"
 
 __all__ = ["EMOTIONS_LIST", "INPUT_SIZE", "FacialExpressionModel", "ModelLoadError", "classify_faces",
-           "default_model", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
+           "default_model", "fer2013_files", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
 
 #: Side of the square grayscale face crop the network takes, in pixels (FER2013's size).
 INPUT_SIZE = 48
@@ -141,6 +141,22 @@ def _dense_bn_relu(x, units: int):
     return layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))
 
 
+def fer2013_files(folder: str | os.PathLike) -> list[tuple[Path, int]]:
+    """``(path, label)`` of every image of one FER2013 split in the Kaggle layout, ``folder/<class>/*.jpg``:
+    class by class in the order of ``EMOTIONS_LIST`` (the label is the index into it), each class's files
+    in sorted order. This is the order of ``load_fer2013_split`` and of the teachers' soft labels
+    (``training.soft_label_keys``).
+
+    Raises:
+        FileNotFoundError: no ``*.jpg`` under ``folder/<class>/``.
+    """
+    files = [(path, label) for label, name in enumerate(EMOTIONS_LIST)
+             for path in sorted((Path(folder) / name).glob("*.jpg"))]
+    if not files:
+        raise FileNotFoundError(f"no images under {folder}/<class>/*.jpg for the classes {EMOTIONS_LIST}")
+    return files
+
+
 def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read one FER2013 split in the Kaggle image layout, ``folder/<class>/*.jpg``.
 
@@ -159,15 +175,12 @@ def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     import cv2  # here, so that importing the model does not need OpenCV
 
     faces, labels = [], []
-    for label, name in enumerate(EMOTIONS_LIST):
-        for path in sorted((Path(folder) / name).glob("*.jpg")):
-            face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if face is None or face.shape != (INPUT_SIZE, INPUT_SIZE):
-                raise ValueError(f"{path} is not a {INPUT_SIZE}x{INPUT_SIZE} image")
-            faces.append(face)
-            labels.append(label)
-    if not faces:
-        raise FileNotFoundError(f"no images under {folder}/<class>/*.jpg for the classes {EMOTIONS_LIST}")
+    for path, label in fer2013_files(folder):
+        face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if face is None or face.shape != (INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"{path} is not a {INPUT_SIZE}x{INPUT_SIZE} image")
+        faces.append(face)
+        labels.append(label)
     return np.stack(faces), np.array(labels, dtype=np.int64)
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from faces import EMOTIONS_LIST
 from streaming import BOUNDARY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,20 @@ def astronaut_bgr() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def make_tiny_fer(root, per_class):
+    """FER2013's folder layout with ``per_class[split]`` 48x48 JPEGs per class, cut from a real face."""
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    rng = np.random.default_rng(0)
+    for split, n in per_class.items():
+        for name in EMOTIONS_LIST:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                x, y, size = rng.integers(150, 190), rng.integers(40, 80), rng.integers(90, 130)
+                crop = cv2.resize(gray[y:y + size, x:x + size], (48, 48), interpolation=cv2.INTER_AREA)
+                cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
 
 
 def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640, 360)):

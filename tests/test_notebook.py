@@ -2,28 +2,14 @@
 
 import json
 
-import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, astronaut_bgr
+from helpers import ROOT, make_tiny_fer
 
-from model import EMOTIONS_LIST, FacialExpressionModel
+from model import FacialExpressionModel, fer2013_files
+from training import soft_label_keys, write_soft_labels
 
 papermill = pytest.importorskip("papermill", reason="papermill is a test requirement (requirements-dev.txt)")
-
-
-def make_tiny_fer(root, per_class):
-    """FER2013's folder layout with ``per_class[split]`` 48x48 JPEGs per class, cut from a real face."""
-    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
-    rng = np.random.default_rng(0)
-    for split, n in per_class.items():
-        for name in EMOTIONS_LIST:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(n):
-                x, y, size = rng.integers(150, 190), rng.integers(40, 80), rng.integers(90, 130)
-                crop = cv2.resize(gray[y:y + size, x:x + size], (48, 48), interpolation=cv2.INTER_AREA)
-                cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
 
 
 @pytest.mark.slow
@@ -52,3 +38,25 @@ def test_notebook_trains_and_exports(tmp_path, architecture, crop, parameters):
     assert 0 <= metrics["publictest_accuracy"] <= 1
     for figure in ("class_counts.png", "learning_curves.png", "confusion_matrix.png"):
         assert (tmp_path / "fig" / figure).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_notebook_distils_teachers_with_mixup_and_exports(tmp_path):
+    data, out = tmp_path / "fer2013", tmp_path / "out"
+    make_tiny_fer(data, {"train": 3, "test": 2})
+    keys = soft_label_keys([path for path, _ in fer2013_files(data / "train")])
+    teacher = write_soft_labels(tmp_path / "teacher", keys,
+                                np.random.default_rng(0).dirichlet(np.ones(7), len(keys)), note="random")
+    papermill.execute_notebook(
+        str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"), cwd=str(ROOT), kernel_name="python3",
+        progress_bar=False,
+        parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(out), "CHECKPOINT_DIR": str(tmp_path / "ck"),
+                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8, "TEACHERS": [str(teacher)],
+                    "ALPHA": 0.7, "MIXUP": 0.2, "LABEL_SMOOTHING": 0.1, "AUGMENT": "strong", "LIVE_PLOT": False})
+    model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
+    assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
+    metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
+    assert metrics["teachers"] == [str(teacher)] and metrics["alpha"] == 0.7 and metrics["mixup"] == 0.2
+    assert metrics["augment"] == "strong" and metrics["epochs"] == 1
+    history = (tmp_path / "ck" / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:3] == ["epoch", "accuracy", "epoch_seconds"] and len(history) == 2

@@ -1,0 +1,173 @@
+"""training.py: the distillation loss, mixup, teachers' soft-label files; tools/train_jax.py on tiny data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import FER_DIR, ROOT, make_tiny_fer, requires_fer
+
+import training
+from model import EMOTIONS_LIST, FacialExpressionModel, fer2013_files
+from training import DistillationLoss, LabelAccuracy, mix_up, read_teachers, soft_label_keys, write_soft_labels
+
+C = len(EMOTIONS_LIST)
+
+
+def distributions(n, seed):
+    return np.random.default_rng(seed).dirichlet(np.ones(C), n).astype(np.float32)
+
+
+def numpy_loss(labels, teacher, student, alpha, t):
+    cross_entropy = -(labels * np.log(student)).sum(axis=1)
+    soften = lambda p: p ** (1 / t) / (p ** (1 / t)).sum(axis=1, keepdims=True)  # noqa: E731
+    pt, ps = soften(teacher), soften(student)
+    kl = (pt * (np.log(pt) - np.log(ps))).sum(axis=1)
+    return alpha * t * t * kl + (1 - alpha) * cross_entropy, kl
+
+
+def test_distillation_loss_combines_both_terms():
+    labels = np.eye(C, dtype=np.float32)[[0, 3, 6, 2]]
+    teacher, student = distributions(4, 1), distributions(4, 2)
+    expected, kl = numpy_loss(labels, teacher, student, alpha=0.3, t=4.0)
+    assert (kl > 0.01).all()  # both terms matter in this case
+    got = DistillationLoss(alpha=0.3, temperature=4.0)(np.concatenate([labels, teacher], axis=1), student)
+    assert float(got) == pytest.approx(expected.mean(), rel=1e-4)
+    cross_entropy = float(DistillationLoss(alpha=0.0)(np.concatenate([labels, teacher], axis=1), student))
+    assert cross_entropy == pytest.approx(-(labels * np.log(student)).sum(axis=1).mean(), rel=1e-4)
+    assert float(got) != pytest.approx(cross_entropy, rel=1e-2)
+
+
+def test_distillation_term_vanishes_when_the_student_matches_the_teacher():
+    labels, teacher = np.eye(C, dtype=np.float32)[[1, 4]], distributions(2, 3)
+    loss = DistillationLoss(alpha=1.0, temperature=2.0)
+    assert float(loss(np.concatenate([labels, teacher], axis=1), teacher)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_distillation_loss_without_teacher_columns_is_the_cross_entropy():
+    labels, student = np.eye(C, dtype=np.float32)[[5, 0]], distributions(2, 4)
+    got = float(DistillationLoss(alpha=0.9, label_smoothing=0.1)(labels, student))
+    smoothed = labels * 0.9 + 0.1 / C
+    assert got == pytest.approx(-(smoothed * np.log(student)).sum(axis=1).mean(), rel=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{"alpha": 1.5}, {"alpha": -0.1}, {"temperature": 0}, {"label_smoothing": 1}])
+def test_distillation_loss_refuses_out_of_range_settings(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        DistillationLoss(**kwargs)
+
+
+def test_label_accuracy_reads_only_the_label_columns():
+    labels = np.eye(C, dtype=np.float32)[[0, 1]]
+    teacher = np.eye(C, dtype=np.float32)[[2, 2]]  # would score 0 if the teacher's columns were read
+    metric = LabelAccuracy()
+    metric.update_state(np.concatenate([labels, teacher], axis=1), labels * 0.9 + 0.1 / C)
+    assert float(metric.result()) == 1.0 and metric.name == "accuracy"
+
+
+def test_mix_up_mixes_faces_and_targets_with_the_same_weights():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+    y = np.concatenate([np.eye(C, dtype=np.float32)[:6], distributions(6, 5)], axis=1)
+    mixed_x, mixed_y = mix_up(x, y, 0.4, rng)
+    assert mixed_x.shape == x.shape and mixed_y.shape == y.shape and mixed_x.dtype == np.float32
+    np.testing.assert_allclose(mixed_y[:, :C].sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(mixed_y[:, C:].sum(axis=1), 1, atol=1e-5)
+    mixed = 0
+    for i in range(6):  # sample i = lam * sample i + (1 - lam) * sample j: read lam and j off the labels
+        lam = mixed_y[i, i]
+        others = [k for k in range(6) if k != i and mixed_y[i, k] > 0]
+        j = others[0] if others else i
+        mixed += j != i
+        np.testing.assert_allclose(mixed_x[i], lam * x[i] + (1 - lam) * x[j], atol=1e-3)
+        np.testing.assert_allclose(mixed_y[i, C:], lam * y[i, C:] + (1 - lam) * y[j, C:], atol=1e-5)
+    assert mixed >= 3
+    with pytest.raises(ValueError, match="alpha"):
+        mix_up(x, y, 0, rng)
+
+
+def tiny_teacher(tmp_path, folder, seed=0, name="teacher"):
+    keys = soft_label_keys([path for path, _ in fer2013_files(folder)])
+    probabilities = distributions(len(keys), seed)
+    return write_soft_labels(tmp_path / name, keys, probabilities, note="random"), keys, probabilities
+
+
+def test_soft_labels_round_trip_in_any_key_order_and_average(tmp_path):
+    make_tiny_fer(tmp_path / "fer", {"train": 2})
+    first, keys, p1 = tiny_teacher(tmp_path, tmp_path / "fer" / "train", 0, "a")
+    second, _, p2 = tiny_teacher(tmp_path, tmp_path / "fer" / "train", 1, "b")
+    assert json.loads(first.with_suffix(".json").read_text())["classes"] == list(EMOTIONS_LIST)
+    with np.load(first) as data:
+        assert data["probabilities"].dtype == np.float16 and data["probabilities"].shape == (len(keys), C)
+    reversed_keys = keys[::-1]
+    np.testing.assert_allclose(read_teachers([first], reversed_keys), p1[::-1], atol=2e-3)
+    np.testing.assert_allclose(read_teachers([first, second], keys), (p1 + p2) / 2, atol=2e-3)
+    np.testing.assert_allclose(training.teacher_targets(tmp_path / "fer" / "train", [first]), p1, atol=2e-3)
+
+
+def test_teachers_are_found_by_name_in_the_teachers_folder(tmp_path, monkeypatch):
+    make_tiny_fer(tmp_path / "fer", {"train": 1})
+    path, keys, p = tiny_teacher(tmp_path, tmp_path / "fer" / "train")
+    monkeypatch.setattr(training, "TEACHERS_DIR", tmp_path)
+    np.testing.assert_allclose(read_teachers([path.stem], keys), p, atol=2e-3)
+    np.testing.assert_allclose(read_teachers([path.name], keys), p, atol=2e-3)
+
+
+def test_bad_teacher_files_are_refused_with_a_message(tmp_path):
+    make_tiny_fer(tmp_path / "fer", {"train": 1})
+    path, keys, _ = tiny_teacher(tmp_path, tmp_path / "fer" / "train")
+    with pytest.raises(ValueError, match="no soft labels for 1 of .*first: angry/other.jpg"):
+        read_teachers([path], keys + ["angry/other.jpg"])
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        read_teachers([tmp_path / "missing.npz"], keys)
+    with pytest.raises(ValueError, match="no teacher"):
+        read_teachers([], keys)
+    with pytest.raises(ValueError, match="probability distribution"):
+        write_soft_labels(tmp_path / "bad", keys, np.full((len(keys), C), 0.5))
+    with pytest.raises(ValueError, match=r"must be \(7, 7\)"):
+        write_soft_labels(tmp_path / "bad", keys, np.full((len(keys), 3), 1 / 3))
+
+
+@pytest.mark.parametrize("teacher", sorted(training.TEACHERS_DIR.glob("*.npz")), ids=lambda p: p.stem)
+def test_committed_teachers_are_distributions_over_the_training_split(teacher):
+    with np.load(teacher) as data:
+        keys, probabilities = data["keys"], data["probabilities"]
+    assert probabilities.dtype == np.float16 and probabilities.shape == (len(keys), C) and len(keys) == 28_709
+    np.testing.assert_allclose(probabilities.astype(np.float32).sum(axis=1), 1, atol=1e-2)
+    figures = json.loads(teacher.with_suffix(".json").read_text())
+    assert 0 < figures["publictest_served"]["accuracy"] <= 1
+    if (FER_DIR / "train").is_dir():
+        assert sorted(keys.tolist()) == sorted(soft_label_keys([p for p, _ in fer2013_files(FER_DIR / "train")]))
+
+
+@requires_fer
+def test_fer2013_files_follow_the_order_of_the_split_loader():
+    files = fer2013_files(FER_DIR / "test")
+    assert len(files) == 3589 and [label for _, label in files] == sorted(label for _, label in files)
+    assert files[0][0].parent.name == EMOTIONS_LIST[0]
+
+
+@pytest.mark.slow
+def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_path):
+    pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
+    make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
+    teacher, _, _ = tiny_teacher(tmp_path, tmp_path / "fer" / "train")
+    out = tmp_path / "run"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    for command in (["pack", "--data", str(tmp_path / "fer"), "--out", str(tmp_path / "pack.npz"),
+                     "--teachers", str(teacher)],
+                    ["train", "--pack", str(tmp_path / "pack.npz"), "--out", str(out), "--epochs", "1",
+                     "--batch-size", "8"]):
+        done = subprocess.run([sys.executable, "-m", "tools.train_jax", *command], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backend"].startswith("jax") and metrics["epochs"] == 1
+    assert metrics["teachers"] == [str(teacher)] and metrics["alpha"] == 0.5 and metrics["mixup"] == 0.2
+    assert metrics["parameters"] == 5_744_711 and 0 <= metrics["publictest_accuracy_keras_flip"] <= 1
+    model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")  # TensorFlow's Keras, LiteRT
+    probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
+    assert probabilities.shape == (2, C) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    assert len(list(out.glob("model_weights.*.tflite"))) == 1

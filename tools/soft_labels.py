@@ -1,0 +1,89 @@
+"""Write a trained network's soft labels on the training split: a teacher for distillation.
+
+    python -m tools.soft_labels --name vgg40-shipped [--model model.json --weights model_weights.h5]
+                                [--data ../shared/fer2013] [--runtime litert|keras] [--limit N]
+
+Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training image, float16, keyed by
+``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
+PublicTest figures: accuracy as the app serves it (flip TTA) and with ten crops, per-class recall.
+The train notebook's ``TEACHERS`` parameter and ``tools/train_jax.py --teachers`` read them. Ten crops:
+the four 40x40 corner crops and the center one, each also mirrored (``FacialExpressionModel``'s
+``shift_tta=4`` with ``flip_tta``), as in Khaireddin & Chen 2021 (arXiv:2105.03588).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model import (
+    EMOTIONS_LIST,
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    RUNTIMES,
+    FacialExpressionModel,
+    fer2013_files,
+    load_fer2013_split,
+)
+from training import TEACHERS_DIR, soft_label_keys, write_soft_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("soft_labels")
+
+
+def accuracy_figures(model: FacialExpressionModel, faces: np.ndarray, labels: np.ndarray) -> dict:
+    predictions = model.predict_proba(faces).argmax(axis=1)
+    return {"accuracy": round(float((predictions == labels).mean()), 4),
+            "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
+                                 for i, name in enumerate(EMOTIONS_LIST)}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="the teacher's file name under docs/teachers/, no suffix")
+    parser.add_argument("--model", type=Path, default=MODEL_JSON)
+    parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013",
+                        help="FER2013 in the image layout, with train/ and test/")
+    parser.add_argument("--out", type=Path, default=TEACHERS_DIR)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="litert")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N training images (trials)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    served = FacialExpressionModel(args.model, args.weights, runtime="litert")
+    ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=4)
+    test_faces, test_labels = load_fer2013_split(args.data / "test")
+    figures = {
+        "weights": str(args.weights), "weights_sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest()[:16],
+        "parameters": int(ten_crop.keras_model.count_params()),
+        "soft_labels": "mean of the softmax of ten views (4 corner + center 40x40 crops, each mirrored), "
+                       f"{args.runtime} runtime",
+        "publictest_served": accuracy_figures(served, test_faces, test_labels),
+        "publictest_ten_crop": accuracy_figures(ten_crop, test_faces, test_labels),
+    }
+    log.info("PublicTest: served %.4f, ten-crop %.4f", figures["publictest_served"]["accuracy"],
+             figures["publictest_ten_crop"]["accuracy"])
+    files = fer2013_files(args.data / "train")
+    if args.limit:
+        files = files[:args.limit]
+    faces, labels = load_fer2013_split(args.data / "train")
+    faces, labels = faces[:len(files)], labels[:len(files)]
+    start, parts = time.perf_counter(), []
+    for i in range(0, len(faces), 1024):
+        parts.append(ten_crop.predict_proba(faces[i:i + 1024]))
+        log.info("%d / %d training images, %.1f s", i + len(parts[-1]), len(faces), time.perf_counter() - start)
+    probabilities = np.concatenate(parts)
+    figures["train_agreement"] = round(float((probabilities.argmax(axis=1) == labels).mean()), 4)
+    figures["images"] = len(files)
+    path = write_soft_labels(args.out / args.name, soft_label_keys([p for p, _ in files]), probabilities, **figures)
+    log.info("wrote %s (%.2f MB); training accuracy of the soft labels' argmax %.4f",
+             path, path.stat().st_size / 1e6, figures["train_agreement"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""What the two training paths share: ``train.ipynb`` (Keras on TensorFlow, ``tf.data``) and
+``tools/train_jax.py`` (Keras on JAX, NumPy batches, for a GPU machine without TensorFlow).
+
+- ``make_augmentation``: the random transformations, as Keras preprocessing layers;
+- ``mix_up``: mixup of a batch of faces and their targets;
+- teachers: soft labels of trained networks on the training split (``write_soft_labels``,
+  ``read_teachers``), kept as small files under ``docs/teachers/`` so that they outlive any machine;
+- ``DistillationLoss`` and ``LabelAccuracy``: the loss and metric of a student trained on the labels and
+  on the teachers' soft labels at once.
+
+Importing this module imports Keras: set ``KERAS_BACKEND`` first where it matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from faces import EMOTIONS_LIST
+from model import fer2013_files
+
+ROOT = Path(__file__).resolve().parent
+
+#: Where the teachers' soft labels are committed: ``<name>.npz`` plus ``<name>.json`` (its figures).
+TEACHERS_DIR = ROOT / "docs" / "teachers"
+
+AUGMENTATIONS = ("none", "standard", "strong")
+
+
+def make_augmentation(strength: str) -> keras.Sequential | None:
+    """Random transformations of float32 image batches ``(N, 48, 48, 1)`` in [0, 255], as Keras
+    preprocessing layers (active only in training), usable in ``tf.data`` or inside a model.
+
+    Args:
+        strength: ``"standard"``: horizontal flips, shifts up to 10% of the side, rotations up to
+            0.03 turns (10.8 degrees), zooms up to 10%; ``"strong"``: shifts 15%, rotations 0.04 turns,
+            zooms 20%, plus contrast changes up to 30% and Random Erasing (Zhong et al. 2020,
+            arXiv:1708.04896: one rectangle of 2-20% of the face replaced by noise, half of the faces);
+            ``"none"``: no augmentation.
+
+    Returns:
+        A ``keras.Sequential`` named ``"augment"``, or ``None`` for ``"none"``.
+
+    Raises:
+        ValueError: an unknown ``strength``.
+    """
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, not {strength!r}")
+    if strength == "none":
+        return None
+    layers = keras.layers
+    shift, turn, zoom = {"standard": (0.1, 0.03, 0.1), "strong": (0.15, 0.04, 0.2)}[strength]
+    steps = [
+        layers.RandomFlip("horizontal", dtype="float32"),
+        layers.RandomTranslation(shift, shift, fill_mode="nearest", dtype="float32"),
+        layers.RandomRotation(turn, fill_mode="nearest", dtype="float32"),
+        layers.RandomZoom(zoom, fill_mode="nearest", dtype="float32"),
+    ]
+    if strength == "strong":
+        steps += [layers.RandomContrast(0.3, value_range=(0, 255), dtype="float32"),
+                  layers.RandomErasing(factor=(0.5, 0.5), scale=(0.02, 0.2), value_range=(0, 255),
+                                       dtype="float32")]
+    return keras.Sequential(steps, name="augment")
+
+
+def mix_up(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018, arXiv:1710.09412): each sample becomes ``lam * itself + (1 - lam) * a
+    partner`` from the same batch, images and targets alike, with ``lam ~ Beta(alpha, alpha)`` per sample.
+
+    Args:
+        x: float32 images ``(N, ...)``.
+        y: float32 targets ``(N, K)`` (one-hot labels, optionally followed by teacher probabilities:
+            both are mixed with the same weights, so each row still sums as before).
+        alpha: the Beta distribution's parameter, > 0 (the recipes of Khaireddin & Chen 2021 and of
+            LetheSec's ResNet18 use mixup with alpha 0.2 to 1).
+        rng: the random generator (one per training run, for reproducible runs).
+
+    Returns:
+        ``(x, y)`` mixed, float32, same shapes.
+
+    Raises:
+        ValueError: ``alpha`` <= 0, or ``x`` and ``y`` of different lengths.
+    """
+    if not alpha > 0:
+        raise ValueError(f"mixup alpha must be > 0, not {alpha!r}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    partner = rng.permutation(len(x))
+    lam_x = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+    mixed_x = lam_x * x + (1 - lam_x) * x[partner]
+    mixed_y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    return mixed_x.astype(np.float32), mixed_y.astype(np.float32)
+
+
+def soft_label_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The keys of soft labels: ``"<class>/<file name>"`` of each image path (its last two parts), so
+    that they match wherever the data set lies."""
+    return [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
+
+
+def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilities: np.ndarray,
+                      **figures) -> Path:
+    """Save a teacher's soft labels: ``<path>.npz`` holding ``keys`` (str ``(N,)``) and ``probabilities``
+    (float16 ``(N, 7)``, rows summing to 1 within float16 rounding), and ``<path>.json`` with ``figures``
+    (how they were made: the network, its PublicTest accuracy, the views averaged ...).
+
+    Raises:
+        ValueError: ``probabilities`` is not ``(len(keys), 7)``, or has a row that is not a distribution.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.shape != (len(keys), len(EMOTIONS_LIST)):
+        raise ValueError(f"probabilities must be ({len(keys)}, {len(EMOTIONS_LIST)}), got {probabilities.shape}")
+    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
+        raise ValueError("each row of probabilities must be a probability distribution")
+    path = Path(path).with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, keys=np.asarray(keys, dtype=str), probabilities=probabilities.astype(np.float16))
+    path.with_suffix(".json").write_text(json.dumps({"classes": list(EMOTIONS_LIST), **figures}, indent=2) + "\n")
+    return path
+
+
+def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np.ndarray:
+    """The teacher ensemble's soft labels for the images ``keys``: the mean of the teachers' probabilities.
+
+    Args:
+        files: ``.npz`` files written by ``write_soft_labels`` (a bare name, with or without ``.npz``, is looked up in
+            ``TEACHERS_DIR``), at least one.
+        keys: the images, as ``soft_label_keys`` names them, in the order wanted.
+
+    Returns:
+        float32 ``(len(keys), 7)``, rows summing to 1.
+
+    Raises:
+        ValueError: no file, or a file without soft labels for some of the keys (names the first).
+        FileNotFoundError: a file does not exist.
+    """
+    if not files:
+        raise ValueError("no teacher file given")
+    total = np.zeros((len(keys), len(EMOTIONS_LIST)), dtype=np.float64)
+    for file in files:
+        path = Path(file)
+        if not path.exists() and path.parent == Path():  # a name: docs/teachers/<name>[.npz]
+            path = TEACHERS_DIR / (path.name if path.suffix == ".npz" else f"{path.name}.npz")
+        if not path.is_file():
+            raise FileNotFoundError(f"teacher file not found: {file}")
+        with np.load(path) as data:
+            index = {key: i for i, key in enumerate(data["keys"].tolist())}
+            probabilities = data["probabilities"].astype(np.float64)
+        missing = [key for key in keys if key not in index]
+        if missing:
+            raise ValueError(f"{path.name} has no soft labels for {len(missing)} of the {len(keys)} images "
+                             f"(first: {missing[0]}); it was made on another data set")
+        total += probabilities[[index[key] for key in keys]]
+    ensemble = total / len(files)
+    return (ensemble / ensemble.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def teacher_targets(folder: str | os.PathLike, files: Sequence[str | os.PathLike]) -> np.ndarray:
+    """``read_teachers`` for every image of a FER2013 split folder, in ``model.fer2013_files`` order."""
+    return read_teachers(files, soft_label_keys([path for path, _ in fer2013_files(folder)]))
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class DistillationLoss(keras.losses.Loss):
+    """Knowledge distillation (Hinton, Vinyals & Dean 2015, arXiv:1503.02531) from soft labels:
+    ``alpha * T**2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(labels, student)``,
+    where ``p_T`` is a distribution softened by the temperature ``T`` (``softmax(log p / T)``) and the
+    factor ``T**2`` keeps the soft term's gradients the size of the hard term's, as in the paper.
+
+    ``y_true`` is ``(N, 2 * C)``: the (possibly smoothed or mixed) one-hot labels, then the teacher
+    ensemble's probabilities; ``y_pred`` is the student's probabilities ``(N, C)`` (the model's softmax
+    output: its log is the logits up to a constant, so no logits output is needed). Where ``y_true``
+    is only ``(N, C)`` (validation data, without teachers) the loss is the cross-entropy alone.
+
+    Args:
+        alpha: weight of the distillation term, in [0, 1]; 0 is plain cross-entropy.
+        temperature: ``T`` > 0 (Hinton et al. used 1 to 20; 4 is common for small image classifiers).
+        label_smoothing: of the cross-entropy term, in [0, 1).
+        num_classes: ``C``.
+
+    Raises:
+        ValueError: an argument out of its range.
+    """
+
+    def __init__(self, alpha: float = 0.5, temperature: float = 4.0, label_smoothing: float = 0.0,
+                 num_classes: int = len(EMOTIONS_LIST), name: str = "distillation", **kwargs) -> None:
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], not {alpha!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, not {temperature!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing!r}")
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.temperature = float(alpha), float(temperature)
+        self.label_smoothing, self.num_classes = float(label_smoothing), int(num_classes)
+
+    def call(self, y_true, y_pred):
+        ops, c = keras.ops, self.num_classes
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, "float32")
+        cross_entropy = keras.losses.categorical_crossentropy(
+            y_true[:, :c], y_pred, label_smoothing=self.label_smoothing)
+        if y_true.shape[-1] == c or self.alpha == 0:
+            return cross_entropy
+        return self.alpha * self.distillation_term(y_true[:, c:], y_pred) + (1 - self.alpha) * cross_entropy
+
+    def distillation_term(self, teacher, y_pred):
+        """``T**2 * KL(teacher_T || student_T)`` per sample, ``(N,)`` float32."""
+        ops, t, eps = keras.ops, self.temperature, 1e-7
+        log_student = ops.log_softmax(ops.log(ops.clip(y_pred, eps, 1.0)) / t, axis=-1)
+        log_teacher = ops.log_softmax(ops.log(ops.clip(teacher, eps, 1.0)) / t, axis=-1)
+        return t * t * ops.sum(ops.exp(log_teacher) * (log_teacher - log_student), axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha, "temperature": self.temperature,
+                "label_smoothing": self.label_smoothing, "num_classes": self.num_classes}
+
+
+def _label_accuracy(y_true, y_pred):
+    ops = keras.ops
+    labels = y_true[:, :y_pred.shape[-1]]
+    return ops.cast(ops.equal(ops.argmax(labels, axis=-1), ops.argmax(y_pred, axis=-1)), "float32")
+
+
+class LabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy against the label columns of ``y_true`` (its first ``C`` columns, the argmax of mixed
+    labels under mixup), so that it reads the same with and without teacher columns; named
+    ``"accuracy"`` like Keras's, which the notebook's history and plots use."""
+
+    def __init__(self, name: str = "accuracy", dtype=None) -> None:
+        super().__init__(_label_accuracy, name=name, dtype=dtype)
