@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,14 @@ from training import TEACHERS_DIR, soft_label_keys, write_soft_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("soft_labels")
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the project when it lies inside it (no machine's folders in committed files)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def accuracy_figures(model: FacialExpressionModel, faces: np.ndarray, labels: np.ndarray) -> dict:
@@ -59,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=4)
     test_faces, test_labels = load_fer2013_split(args.data / "test")
     figures = {
-        "weights": str(args.weights), "weights_sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest()[:16],
+        "weights": _shown(args.weights), "weights_sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest()[:16],
         "parameters": int(ten_crop.keras_model.count_params()),
         "soft_labels": "mean of the softmax of ten views (4 corner + center 40x40 crops, each mirrored), "
                        f"{args.runtime} runtime",
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     probabilities = np.concatenate(parts)
     figures["train_agreement"] = round(float((probabilities.argmax(axis=1) == labels).mean()), 4)
     figures["images"] = len(files)
+    figures["command"] = "python -m tools.soft_labels " + " ".join(argv if argv is not None else sys.argv[1:])
+    figures["seconds"] = round(time.perf_counter() - start, 1)
     path = write_soft_labels(args.out / args.name, soft_label_keys([p for p, _ in files]), probabilities, **figures)
     log.info("wrote %s (%.2f MB); training accuracy of the soft labels' argmax %.4f",
              path, path.stat().st_size / 1e6, figures["train_agreement"])
