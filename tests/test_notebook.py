@@ -51,7 +51,8 @@ def test_notebook_distils_teachers_with_mixup_and_exports(tmp_path):
         str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"), cwd=str(ROOT), kernel_name="python3",
         progress_bar=False,
         parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(out), "CHECKPOINT_DIR": str(tmp_path / "ck"),
-                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8, "TEACHERS": [str(teacher)],
+                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8,
+                    "TEACHERS": str(teacher),  # as `papermill -p TEACHERS NAME` passes it
                     "ALPHA": 0.7, "MIXUP": 0.2, "LABEL_SMOOTHING": 0.1, "AUGMENT": "strong", "LIVE_PLOT": False})
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
     assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
