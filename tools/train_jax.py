@@ -139,7 +139,7 @@ def train(args: argparse.Namespace) -> dict:
                          "set KERAS_BACKEND=jax before Python starts")
     import jax
 
-    from model import EMOTIONS_LIST, make_model, recalibrate_batch_norm
+    from model import EMOTIONS_LIST, FacialExpressionModel, make_model, recalibrate_batch_norm
     from training import DistillationLoss, LabelAccuracy, make_augmentation, mix_up
 
     data = unpack(args.pack)
@@ -227,10 +227,9 @@ def train(args: argparse.Namespace) -> dict:
     recalibrate_batch_norm(export, shuffled)
     (out / "model.json").write_text(export.to_json(indent=1))
     export.save(out / "model_weights.h5", include_optimizer=False)
-    x = test_faces.astype(np.float32)[..., None]
-    probabilities = (export.predict(x, batch_size=512, verbose=0) + export.predict(x[:, :, ::-1], batch_size=512,
-                                                                                    verbose=0)) / 2
-    predictions = probabilities.argmax(axis=1)
+    # the exported files through the app's loader, with its flip TTA (Keras runtime: LiteRT needs TensorFlow)
+    served = FacialExpressionModel(out / "model.json", out / "model_weights.h5", runtime="keras")
+    predictions = served.predict_proba(test_faces).argmax(axis=1)
     labels = data["test_labels"]
     history = _read_history(history_csv)
     metrics = {
