@@ -10,8 +10,10 @@ to publish. Faces travel as ``faces.Face`` records; JSON is made at the edge (``
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -49,6 +51,14 @@ class FaceAnalyzer:
         detector: from ``detection.make_face_detector``; used by one thread at a time.
         smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
         detect_every, detect_max_pixels, search_budget: see ``detection.FaceFinder``.
+        classify_budget: seconds; ``None`` (offline work): every face of every frame is classified.
+            Else (the live stream: half a frame period), when classifying all of a frame's faces would
+            take longer than this (the measured seconds per face times the faces), a face that continues
+            a track is classified only on every k-th frame, k the smallest whole number that brings the
+            cost within the budget (taking turns by track id; new faces at once), and the tracker keeps
+            its smoothed probabilities in between. With the smoothing's half-life of several frames the
+            labels barely change, and a frame with many faces, or a slow CPU, no longer makes the
+            stream fall behind its source.
 
     Raises:
         ValueError: ``detect_every`` is not an int of at least 1.
@@ -56,11 +66,16 @@ class FaceAnalyzer:
 
     def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
-                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None) -> None:
+                 detect_max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None,
+                 classify_budget: float | None = None) -> None:
         self.model = model
         self.finder = FaceFinder(detector, detect_every, detect_max_pixels, search_budget)
         # a face that one full search misses is followed no more until the next: its track must outlive that
         self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, detect_every))
+        self.classify_budget = classify_budget
+        self.frames = 0  # frames analysed
+        self.faces_classified = 0  # crops classified, over all frames (at most the faces shown)
+        self._seconds_per_face = 0.0  # classification time per face, averaged over recent frames
 
     def __call__(self, frame: np.ndarray, dt: float, lap: Callable[[str], None] | None = None) -> list[Face]:
         """The tracked faces of the next BGR uint8 frame of the video (the frame is not modified).
@@ -75,23 +90,57 @@ class FaceAnalyzer:
         found = self.finder(frame, gray)
         if lap:
             lap("detect")
-        faces = self.tracker.update(classify_faces(self.model, gray, found.boxes, found.scores), dt)
+        chosen = self._faces_to_classify(found.boxes)
+        start = time.perf_counter()
+        classified = iter(classify_faces(self.model, gray, found.boxes[chosen], found.scores[chosen]))
+        if chosen.any():
+            seconds = (time.perf_counter() - start) / chosen.sum()
+            previous = self._seconds_per_face if self.faces_classified else seconds
+            self._seconds_per_face = 0.8 * previous + 0.2 * seconds
+        self.frames += 1
+        self.faces_classified += int(chosen.sum())
+        faces = [next(classified) if classify else
+                 Face(tuple(int(v) for v in box), None, None if np.isnan(score) else float(score))
+                 for box, score, classify in zip(found.boxes, found.scores, chosen, strict=True)]
+        faces = self.tracker.update(faces, dt)
         if lap:
             lap("classify")
         return faces
+
+    def _faces_to_classify(self, boxes: np.ndarray) -> np.ndarray:
+        """Which of this frame's boxes to classify: bool ``(N,)`` (see ``classify_budget``)."""
+        cost = self._seconds_per_face * len(boxes)
+        if self.classify_budget is None or cost <= self.classify_budget:
+            return np.ones(len(boxes), bool)
+        every = math.ceil(cost / max(self.classify_budget, 1e-6))
+        return np.array([track is None or (track + self.frames) % every == 0
+                         for track in self.tracker.track_ids(boxes)], bool).reshape(-1)
 
     def close(self) -> None:
         """Stop the finder's background search thread, if any (idempotent)."""
         self.finder.close()
 
 
+def annotated_jpeg(frame: np.ndarray, faces: list[Face]) -> bytes:
+    """The JPEG of a BGR uint8 frame with its faces drawn on it (the frame itself is drawn on)."""
+    return encode_jpeg(draw_faces(frame, faces))
+
+
 def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer,
                      close_analyzer: bool = True) -> Iterator[tuple[bytes, list[Face]]]:
     """The live stream's loop: for each frame of ``camera``, its faces drawn on it, as ``(jpeg, faces)``.
 
-    Runs until the camera ends or fails (its ``SourceError`` propagates) or the generator is closed;
-    then releases the camera and (unless ``close_analyzer`` is false) closes the analyzer.
+    Two stages overlap, as in a pipelined video graph: while frame N is drawn and JPEG-encoded in a
+    worker thread (OpenCV releases the GIL there), frame N + 1 is read and its faces found and
+    classified; frame N is yielded after that. An HD frame's encoding (several ms) then no longer adds to
+    the time each frame takes on the loop's thread, at the cost of one frame of latency.
+
+    Runs until the camera ends or fails (its ``SourceError`` propagates) or
+    the generator is closed; then releases the camera and (unless ``close_analyzer`` is false) closes
+    the analyzer.
     """
+    encoder = ThreadPoolExecutor(1, thread_name_prefix="jpeg-encode")
+    pending: tuple[Future, list[Face]] | None = None  # the previous frame, being encoded
     try:
         last_time = None
         for captured in camera.frames():
@@ -99,8 +148,13 @@ def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer,
             dt = captured.time - last_time if last_time is not None and captured.time > last_time else 1 / camera.fps
             last_time = captured.time
             faces = analyzer(captured.frame, dt)
-            yield encode_jpeg(draw_faces(captured.frame, faces)), faces
+            if pending is not None:
+                yield pending[0].result(), pending[1]
+            pending = encoder.submit(annotated_jpeg, captured.frame, faces), faces
+        if pending is not None:
+            yield pending[0].result(), pending[1]
     finally:
+        encoder.shutdown(wait=True, cancel_futures=True)
         if close_analyzer:
             analyzer.close()
         camera.release()

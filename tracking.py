@@ -4,7 +4,9 @@ A face's label from one frame to the next flickers between close classes (neutra
 because every frame is classified on its own. ``FaceTracker`` matches each new box to the track whose
 last box overlaps it most (greedy IoU matching, as in the SORT tracker of Bewley et al. 2016 without its
 motion model) and replaces the face's probabilities by an exponential moving average whose half-life is
-given in seconds, so the smoothing does not depend on the frame rate.
+given in seconds, so the smoothing does not depend on the frame rate. A face that was not classified on a
+frame (``probabilities`` ``None``; ``analysis.FaceAnalyzer`` does that when classifying every face of
+every frame would make a stream fall behind) keeps its track's smoothed probabilities.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class _Track:
     box: tuple[int, int, int, int]
     probabilities: np.ndarray  # smoothed, float32 (7,)
     missed: int = 0
+    unclassified_time: float = 0.0  # source seconds since its face was last classified, before this frame
 
 
 @dataclass
@@ -41,31 +44,48 @@ class FaceTracker:
     _tracks: list[_Track] = field(default_factory=list)
     _next_id: int = 1
 
+    def track_ids(self, boxes) -> list[int | None]:
+        """The id of the track each box ``(x, y, w, h)`` would continue if ``update`` got these boxes now,
+        ``None`` for a box that would start a new track."""
+        assignment = self._match([tuple(box) for box in boxes])
+        return [self._tracks[assignment[i]].id if i in assignment else None for i in range(len(boxes))]
+
+    def _match(self, boxes: list) -> dict[int, int]:
+        """Greedy one-to-one matching, largest overlap first: box index -> track index."""
+        pairs = sorted(((box_iou(box, track.box), i, j) for i, box in enumerate(boxes)
+                        for j, track in enumerate(self._tracks)), reverse=True)
+        matched_tracks, assignment = set(), {}
+        for overlap, i, j in pairs:
+            if overlap < self.min_iou:
+                break
+            if i not in assignment and j not in matched_tracks:
+                matched_tracks.add(j)
+                assignment[i] = j
+        return assignment
+
     def update(self, faces: list[Face], dt: float) -> list[Face]:
         """Match this frame's faces to tracks; return them with ``id`` and smoothed probabilities.
 
         Args:
-            faces: the faces of one frame (not modified).
+            faces: the faces of one frame (not modified). A face's ``probabilities`` may be ``None`` (not
+                classified on this frame) if ``track_ids`` gives it a track: it keeps that track's.
             dt: seconds since the previous frame (source time, so a paused or slow reader does not
                 change the smoothing).
 
         Returns:
             New records in the same order: ``box`` and ``score`` as given, ``id`` (from 1), and
             ``probabilities`` smoothed (float32, still summing to 1).
+
+        Raises:
+            ValueError: a face without probabilities that continues no track.
         """
-        weight_new = 1.0 if self.half_life <= 0 else 1.0 - 0.5 ** (max(dt, 0.0) / self.half_life)
-        pairs = sorted(((box_iou(face.box, track.box), i, j) for i, face in enumerate(faces)
-                        for j, track in enumerate(self._tracks)), reverse=True)
-        matched_faces, matched_tracks, assignment = set(), set(), {}
-        for overlap, i, j in pairs:
-            if overlap < self.min_iou:
-                break
-            if i not in matched_faces and j not in matched_tracks:
-                matched_faces.add(i)
-                matched_tracks.add(j)
-                assignment[i] = self._tracks[j]
-        for j, track in enumerate(self._tracks):
-            if j not in matched_tracks:
+        assignment = {i: self._tracks[j] for i, j in self._match([face.box for face in faces]).items()}
+        unclassified = [face.box for i, face in enumerate(faces) if face.probabilities is None and i not in assignment]
+        if unclassified:
+            raise ValueError(f"faces at {unclassified} have no probabilities and continue no track")
+        continued = {id(track) for track in assignment.values()}
+        for track in self._tracks:
+            if id(track) not in continued:
                 track.missed += 1
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         out = []
@@ -76,8 +96,14 @@ class FaceTracker:
                 self._next_id += 1
                 self._tracks.append(track)
             else:
-                track.probabilities = (weight_new * face.probabilities
-                                       + (1.0 - weight_new) * track.probabilities).astype(np.float32)
+                if face.probabilities is None:
+                    track.unclassified_time += max(dt, 0.0)
+                else:  # the weight of the time since the face's last classification
+                    age = max(dt, 0.0) + track.unclassified_time
+                    weight_new = 1.0 if self.half_life <= 0 else 1.0 - 0.5 ** (age / self.half_life)
+                    track.probabilities = (weight_new * face.probabilities
+                                           + (1.0 - weight_new) * track.probabilities).astype(np.float32)
+                    track.unclassified_time = 0.0
                 track.box, track.missed = face.box, 0
             out.append(face.replace(id=track.id, probabilities=track.probabilities))
         return out

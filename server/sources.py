@@ -57,12 +57,12 @@ def open_stream(target: int | Path | str, model, detector: str, min_score: float
     if is_network_source(target):
         # a network camera's rate is known only once it is open: searches get the assumed rate's period
         analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
-                                search_budget=1.0 / FALLBACK_FPS)
+                                search_budget=1.0 / FALLBACK_FPS, classify_budget=0.5 / FALLBACK_FPS)
         return reconnecting_stream(lambda: VideoCamera(target), analyzer, mask_credentials(target))
     camera = VideoCamera(target)
     try:
         analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
-                                search_budget=1.0 / camera.fps)
+                                search_budget=1.0 / camera.fps, classify_budget=0.5 / camera.fps)
     except Exception:
         camera.release()
         raise

@@ -1,6 +1,8 @@
 """The chained frame path: photos (analyze_frame), videos (FaceAnalyzer), drawing and the live loop
 (annotated_stream), on a video made from a real face and on the shared photos and clips."""
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -115,3 +117,32 @@ def test_real_clip_has_a_face_in_most_frames(fer_model):
     detector = load_face_detector()
     found = [len(analyze_frame(f, fer_model, detector)) >= 1 for f in frames]
     assert np.mean(found) > 0.8, f"face found in {sum(found)} of {len(found)} frames"
+
+
+class _SlowModel:
+    """Counts the crops it classifies and takes ``seconds`` per crop."""
+
+    def __init__(self, model, seconds):
+        self.model, self.seconds, self.crops = model, seconds, 0
+
+    def predict_proba(self, faces):
+        self.crops += len(faces)
+        time.sleep(self.seconds * len(faces))
+        return self.model.predict_proba(faces)
+
+
+@pytest.mark.parametrize(("budget", "most"), [(None, 1.0), (1.0, 1.0), (0.012, 0.6), (0.004, 0.3)])
+def test_a_classify_budget_classifies_tracked_faces_on_every_kth_frame_only(fer_model, face_video, budget, most):
+    path, boxes, _ = face_video
+    model = _SlowModel(fer_model, 0.02)  # 20 ms per face or more: over a 12-ms budget, every 2nd frame or
+    analyzer = FaceAnalyzer(model, load_face_detector(), classify_budget=budget)  # rarer; 4 ms: 5th or rarer
+    frames = decoded_frames(path)
+    for frame in frames:
+        faces = analyzer(frame, 0.05)
+        assert len(faces) == 1 and faces[0].id == 1
+        assert faces[0].probabilities.dtype == np.float32 and faces[0].probabilities.sum() == pytest.approx(1, 1e-4)
+    assert analyzer.frames == len(frames) and analyzer.faces_classified == model.crops
+    if most == 1.0:
+        assert model.crops == len(frames)
+    else:
+        assert 2 <= model.crops <= most * len(frames)

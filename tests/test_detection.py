@@ -270,9 +270,45 @@ def test_blazeface_finds_a_small_face_in_a_large_frame_with_tiles():
     frame = np.full((1080, 1920, 3), 90, np.uint8)
     frame[600:805, 1500:1705] = small
     expected = (1500 + ASTRONAUT_FACE[0] * 0.4, 600 + ASTRONAUT_FACE[1] * 0.4, 40, 40)
-    assert len(BlazeFaceDetector().detect(frame)[0]) == 0  # too small in the whole frame scaled to 192 px
+    assert len(BlazeFaceDetector().detect(frame)[0]) == 0  # too small even in a square tile scaled to 192 px
     boxes, _ = BlazeFaceDetector(tile=480).detect(frame)
     assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4
+
+
+@pytest.mark.parametrize("side", [300, 400])  # faces of 59 and 78 px
+def test_blazeface_square_tiles_find_a_face_the_letterboxed_frame_loses(side):
+    from detection import BlazeFaceDetector
+
+    small = cv2.resize(astronaut_bgr(), (side, side), interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[500:500 + side, 1500:1500 + side] = small
+    scale = side / 512
+    expected = (1500 + ASTRONAUT_FACE[0] * scale, 500 + ASTRONAUT_FACE[1] * scale, 100 * scale, 100 * scale)
+    assert len(BlazeFaceDetector(tile=None).detect(frame)[0]) == 0
+    boxes, scores = BlazeFaceDetector().detect(frame)  # tile="square", the default
+    assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4 and 0.5 <= scores[0] <= 1
+
+
+@pytest.mark.parametrize(("size", "tiles"), [
+    ((1920, 1080), [(0, 0, 1080), (840, 0, 1080)]),
+    ((640, 360), [(0, 0, 360), (280, 0, 360)]),
+    ((640, 480), [(0, 0, 480), (160, 0, 480)]),
+    ((360, 1000), [(0, 0, 360), (0, 213, 360), (0, 427, 360), (0, 640, 360)]),
+    ((600, 604), []),  # nearly square: the whole frame fills the model's input
+    ((900, 20), []),  # a sliver
+])
+def test_square_tiles_cover_the_frame_with_overlap(size, tiles):
+    from detection import BlazeFaceDetector
+
+    assert BlazeFaceDetector()._tiles(*size) == tiles
+
+
+@pytest.mark.parametrize("tile", ["round", 32, True, 1.5])
+def test_blazeface_refuses_a_bad_tile(tile):
+    from detection import BlazeFaceDetector
+
+    with pytest.raises(ValueError, match="tile"):
+        BlazeFaceDetector(tile=tile)
 
 
 #: Centres (x, y) of the seven faces of deepface_selfie-many-people.jpg (600x604), marked by eye: the

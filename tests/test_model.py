@@ -335,3 +335,16 @@ def test_fer2013_split_that_is_not_one_is_refused(tmp_path, content):
         (tmp_path / "happy" / "a.jpg").write_text("text")
     with pytest.raises(FileNotFoundError if content == "nothing" else ValueError, match="images|image"):
         load_fer2013_split(tmp_path)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_refused(threads):
+    with pytest.raises(ValueError, match="threads"):
+        FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", threads=threads)
+
+
+def test_one_or_two_litert_threads_give_the_same_probabilities(fer_model):
+    batch = real_faces()
+    one = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", threads=1).predict_proba(batch)
+    two = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", threads=2).predict_proba(batch)
+    np.testing.assert_allclose(one, two, atol=1e-5)

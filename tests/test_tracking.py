@@ -68,3 +68,26 @@ def test_inputs_are_not_modified():
     tracked.update([given], 0.04)
     tracked.update([face((0, 0, 50, 50), "sad")], 0.5)
     assert given.id is None and np.array_equal(given.probabilities, before)
+
+
+def test_a_face_not_classified_keeps_its_tracks_probabilities_and_the_smoothing_counts_the_time():
+    tracker = FaceTracker(half_life=0.1)
+    box = (100, 100, 50, 50)
+    first = tracker.update([face(box, "happy", 0.9)], 0.04)[0]
+    assert tracker.track_ids([(102, 101, 50, 50), (400, 100, 50, 50)]) == [1, None]
+    skipped = tracker.update([Face((102, 101, 50, 50), None, 0.8)], 0.04)[0]
+    assert skipped.id == 1 and skipped.score == 0.8
+    np.testing.assert_array_equal(skipped.probabilities, first.probabilities)
+    sad = face(box, "sad", 0.9)
+    after_skip = tracker.update([sad], 0.04)[0]
+    # two frames since the last classification: the new one weighs as after 0.08 s, not 0.04 s
+    weight = 1 - 0.5 ** (0.08 / 0.1)
+    np.testing.assert_allclose(after_skip.probabilities,
+                               weight * sad.probabilities + (1 - weight) * first.probabilities, rtol=1e-5)
+
+
+def test_a_new_face_without_probabilities_is_refused():
+    tracker = FaceTracker()
+    tracker.update([face((100, 100, 50, 50), "happy")], 0.04)
+    with pytest.raises(ValueError, match="no probabilities"):
+        tracker.update([Face((400, 100, 50, 50), None)], 0.04)
