@@ -1,10 +1,12 @@
 """training.py: the distillation loss, mixup, teachers' soft-label files; tools/train_jax.py on tiny data."""
 
+import functools
 import json
 import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from helpers import FER_DIR, ROOT, make_tiny_fer, requires_fer
@@ -171,3 +173,33 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, C) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert len(list(out.glob("model_weights.*.tflite"))) == 1
+
+
+@pytest.mark.slow  # builds Keras models (TensorFlow)
+def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
+    from model import FacialExpressionModel, make_model
+    from tools import ensemble
+
+    members = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        network = make_model(architecture="course")
+        (tmp_path / f"m{seed}.json").write_text(network.to_json())
+        network.save(tmp_path / f"m{seed}.h5", include_optimizer=False)
+        members.append(f"{tmp_path / f'm{seed}.json'}:{tmp_path / f'm{seed}.h5'}")
+    ensemble.main(["--member", members[0], "--member", members[1], "--out", str(tmp_path / "out")])
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    load = functools.partial(FacialExpressionModel, runtime="keras", flip_tta=False)
+    together = load(tmp_path / "out" / "model.json", tmp_path / "out" / "model_weights.h5").predict_proba(faces)
+    apart = [load(*m.split(":")).predict_proba(faces) for m in members]
+    assert not np.allclose(apart[0], apart[1], atol=1e-3)
+    np.testing.assert_allclose(together, (apart[0] + apart[1]) / 2, atol=1e-5)
+    with pytest.raises(SystemExit):
+        ensemble.main(["--member", members[0], "--out", str(tmp_path / "one")])  # one member: refused
+
+
+def test_an_ensemble_needs_two_members():
+    from tools.ensemble import make_ensemble
+
+    with pytest.raises(ValueError, match="at least two"):
+        make_ensemble([("model.json", "model_weights.h5")])
