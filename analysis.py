@@ -60,10 +60,9 @@ class FaceAnalyzer:
             take longer than this (the measured seconds per face times the faces), a face that continues
             a track is classified only on every k-th frame, k the smallest whole number that brings the
             cost within the budget, at most ``MAX_CLASSIFY_EVERY`` (taking turns by track id; new faces
-            at once), and the tracker keeps
-            its smoothed probabilities in between. With the smoothing's half-life of several frames the
-            labels barely change, and a frame with many faces, or a slow CPU, no longer makes the
-            stream fall behind its source.
+            at once), and the tracker keeps its smoothed probabilities in between. With the smoothing's
+            half-life of several frames the labels barely change, and a frame with many faces, or a
+            slow CPU, no longer makes the stream fall behind its source.
 
     Raises:
         ValueError: ``detect_every`` is not an int of at least 1.
@@ -97,16 +96,13 @@ class FaceAnalyzer:
             lap("detect")
         chosen = self._faces_to_classify(found.boxes)
         start = time.perf_counter()
-        classified = iter(classify_faces(self.model, gray, found.boxes[chosen], found.scores[chosen]))
-        if chosen.any():
-            seconds = (time.perf_counter() - start) / chosen.sum()
+        faces = classify_faces(self.model, gray, found.boxes, found.scores, chosen)
+        if (count := int(chosen.sum())) > 0:
+            seconds = (time.perf_counter() - start) / count
             previous = self._seconds_per_face if self.faces_classified else seconds
             self._seconds_per_face = 0.8 * previous + 0.2 * seconds
         self.frames += 1
-        self.faces_classified += int(chosen.sum())
-        faces = [next(classified) if classify else
-                 Face(tuple(int(v) for v in box), None, None if np.isnan(score) else float(score))
-                 for box, score, classify in zip(found.boxes, found.scores, chosen, strict=True)]
+        self.faces_classified += count
         faces = self.tracker.update(faces, dt)
         if lap:
             lap("classify")
@@ -119,7 +115,7 @@ class FaceAnalyzer:
             return np.ones(len(boxes), bool)
         every = min(MAX_CLASSIFY_EVERY, math.ceil(cost / max(self.classify_budget, 1e-6)))
         return np.array([track is None or (track + self.frames) % every == 0
-                         for track in self.tracker.track_ids(boxes)], bool).reshape(-1)
+                         for track in self.tracker.track_ids(boxes)], bool)
 
     def close(self) -> None:
         """Stop the finder's background search thread, if any (idempotent)."""
@@ -140,9 +136,8 @@ def annotated_stream(camera: VideoCamera, analyzer: FaceAnalyzer,
     classified; frame N is yielded after that. An HD frame's encoding (several ms) then no longer adds to
     the time each frame takes on the loop's thread, at the cost of one frame of latency.
 
-    Runs until the camera ends or fails (its ``SourceError`` propagates) or
-    the generator is closed; then releases the camera and (unless ``close_analyzer`` is false) closes
-    the analyzer.
+    Runs until the camera ends or fails (its ``SourceError`` propagates) or the generator is closed;
+    then releases the camera and (unless ``close_analyzer`` is false) closes the analyzer.
     """
     encoder = ThreadPoolExecutor(1, thread_name_prefix="jpeg-encode")
     pending: tuple[Future, list[Face]] | None = None  # the previous frame, being encoded

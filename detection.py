@@ -175,8 +175,8 @@ class BlazeFaceDetector:
     model sees, while a square tile fills it. All views' faces are merged again (weighted non-maximum
     suppression, then a box mostly inside a better one is dropped). BlazeFace's box spans the eyebrows to
     the chin, tighter than the Haar cascade's; it is made square, widened by ``box_scale`` and moved by
-    ``box_shift`` of its side (down: positive), so that the classifier's crops frame the face as the Haar boxes it was
-    evaluated on did (``python -m benchmarks.box_calibration``, docs/benchmarks/box-calibration.txt). The
+    ``box_shift`` of its side (down: positive), so that the classifier's crops frame the face as the Haar
+    boxes it was evaluated on did (``python -m benchmarks.box_calibration``, docs/benchmarks/box-calibration.txt). The
     defaults were chosen on the benchmark of README, "Face detectors".
 
     Args:

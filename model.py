@@ -54,6 +54,7 @@ ARCHITECTURES = ("course", "vgg")
 #: dynamic-range quantized LiteRT conversion of the Keras model, ``"keras"`` the Keras model itself.
 RUNTIMES = ("litert", "keras")
 
+
 def _litert_threads() -> int:
     """Two where the process may use two cores: fewer where its CPU affinity, its cgroup's CPU quota
     (``cpu.max``, as ``docker --cpus`` sets it) or ``OMP_NUM_THREADS`` (Ray sets it to a task's CPUs in its
@@ -62,7 +63,7 @@ def _litert_threads() -> int:
     with contextlib.suppress(OSError, ValueError):
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
+            cores = min(cores, max(1, int(quota) // int(period)))
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
 
@@ -418,15 +419,17 @@ class FacialExpressionModel:
 
 
 def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.ndarray,
-                   scores: np.ndarray | None = None) -> list[Face]:
+                   scores: np.ndarray | None = None, chosen: np.ndarray | None = None) -> list[Face]:
     """Crop every box of a uint8 grayscale frame to 48x48, classify all crops in one batch, and return
     one ``Face`` per box, in the order of ``boxes``. ``scores``: the detector's confidence of each box
-    (NaN where it gives none), or ``None``."""
+    (NaN where it gives none), or ``None``. ``chosen``: bool ``(N,)``, the boxes to classify (default:
+    all); the others' faces have ``probabilities`` ``None`` (``tracking.FaceTracker`` fills them in)."""
     boxes = np.asarray(boxes).reshape(-1, 4)
-    probabilities = model.predict_proba(crop_faces(gray, boxes, INPUT_SIZE))
+    chosen = np.ones(len(boxes), bool) if chosen is None else np.asarray(chosen, bool)
+    classified = iter(model.predict_proba(crop_faces(gray, boxes[chosen], INPUT_SIZE)))
     scores = [None] * len(boxes) if scores is None else [None if np.isnan(s) else float(s) for s in scores]
-    return [Face(tuple(int(v) for v in box), p, score)
-            for box, p, score in zip(boxes, probabilities, scores, strict=True)]
+    return [Face(tuple(int(v) for v in box), next(classified) if classify else None, score)
+            for box, score, classify in zip(boxes, scores, chosen, strict=True)]
 
 
 @functools.cache

@@ -79,13 +79,14 @@ class FaceTracker:
         Raises:
             ValueError: a face without probabilities that continues no track.
         """
-        assignment = {i: self._tracks[j] for i, j in self._match([face.box for face in faces]).items()}
-        unclassified = [face.box for i, face in enumerate(faces) if face.probabilities is None and i not in assignment]
+        match = self._match([face.box for face in faces])
+        unclassified = [face.box for i, face in enumerate(faces) if face.probabilities is None and i not in match]
         if unclassified:
             raise ValueError(f"faces at {unclassified} have no probabilities and continue no track")
-        continued = {id(track) for track in assignment.values()}
-        for track in self._tracks:
-            if id(track) not in continued:
+        assignment = {i: self._tracks[j] for i, j in match.items()}
+        continued = set(match.values())
+        for j, track in enumerate(self._tracks):
+            if j not in continued:
                 track.missed += 1
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         out = []

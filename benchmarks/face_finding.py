@@ -68,7 +68,8 @@ SOURCES = {  # name -> (reference file, video or None for photos, upscale to thi
     "hamilton-1080p": ("fr_short_hamilton_clip@1080p.json", "fr_short_hamilton_clip.mp4", 1080),
 }
 
-#: video -> faces MTCNN misses, marked by eye: ``{frame: {"faces": [[x, y], ...], ...}}`` in the video's pixels
+#: video -> faces MTCNN misses, marked by eye: ``{"frame_size": [w, h], "frames": {frame: {"faces": [[x, y],
+#: ...], ...}}}``, centres in pixels of frames of that size
 BY_EYE = {"fr_short_hamilton_clip.mp4": "fr_short_hamilton_clip-by-eye.json"}
 
 
@@ -76,11 +77,15 @@ def by_eye_centres(video: str, frame_width: int) -> dict[int, list]:
     """The by-eye face centres of each frame of ``video``, scaled to frames ``frame_width`` px wide."""
     if video not in BY_EYE:
         return {}
-    capture = cv2.VideoCapture(str(MEDIA / "videos" / video))
-    scale = frame_width / capture.get(cv2.CAP_PROP_FRAME_WIDTH)
-    capture.release()
-    frames = json.loads((REFERENCE / BY_EYE[video]).read_text())["frames"]
-    return {int(k): [(x * scale, y * scale) for x, y in v["faces"]] for k, v in frames.items()}
+    data = json.loads((REFERENCE / BY_EYE[video]).read_text())
+    scale = frame_width / data["frame_size"][0]
+    return {int(k): [(x * scale, y * scale) for x, y in v["faces"]] for k, v in data["frames"].items()}
+
+
+def clip_rates(found: list, reference: dict, eye: dict, frames) -> tuple[float, float, float]:
+    """``(recall, precision, precision against MTCNN alone)`` of the boxes ``found[i]`` on ``frames``."""
+    recall, precision = rates([score(list(found[i]), reference.get(i, []), eye.get(i)) for i in frames])
+    return recall, precision, rates([score(list(found[i]), reference.get(i, [])) for i in frames])[1]
 
 
 class _NoTimer:
@@ -194,8 +199,7 @@ def clip(source: str, names: list[str], limit: int | None) -> None:
             for frame in frames:
                 found.append(step(frame.copy()))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            recall, precision = rates([score(list(found[i]), reference.get(i, []), eye.get(i)) for i in judged])
-            alone = rates([score(list(found[i]), reference.get(i, [])) for i in judged])[1]
+            recall, precision, alone = clip_rates(found, reference, eye, judged)
             print(f"| {name} | {label} | {recall:.3f} | {precision:.3f} | {alone:.3f} | {len(frames) / wall:.1f} | "
                   f"{1000 * cpu / len(frames):.1f} |")
     print()
@@ -213,10 +217,8 @@ def min_score_sweep(source: str, thresholds=(0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.
     print("| min score | recall | precision | precision against MTCNN alone |")
     print("|---|---|---|---|")
     for threshold in thresholds:
-        recall, precision = rates([score(boxes[scores >= threshold].tolist(), reference.get(i, []), eye.get(i))
-                                   for i, (boxes, scores) in enumerate(found)])
-        alone = rates([score(boxes[scores >= threshold].tolist(), reference.get(i, []))
-                       for i, (boxes, scores) in enumerate(found)])[1]
+        kept = [boxes[scores >= threshold].tolist() for boxes, scores in found]
+        recall, precision, alone = clip_rates(kept, reference, eye, range(len(found)))
         print(f"| {threshold:g} | {recall:.3f} | {precision:.3f} | {alone:.3f} |")
     print()
 
