@@ -115,8 +115,10 @@ def camera_message(page, deadline):
 
 @pytest.fixture()
 def fake_camera(face_video, tmp_path):
-    """A Y4M file of the face video, the size Chromium's fake camera plays."""
-    return write_y4m(tmp_path / "face.y4m", decoded_frames(face_video[0]))
+    """A Y4M file of the face video played forward then back, the size Chromium's fake camera plays: the
+    camera loops it without a jump, so the face keeps its track (a jump back starts a new one)."""
+    frames = decoded_frames(face_video[0])
+    return write_y4m(tmp_path / "face.y4m", frames + frames[-2:0:-1])
 
 
 @pytest.mark.slow
