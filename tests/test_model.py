@@ -47,11 +47,30 @@ def test_predict_emotion_is_argmax(fer_model):
     assert label == EMOTIONS_LIST[int(np.argmax(fer_model.predict_proba(face[None])[0]))]
 
 
-@pytest.mark.parametrize("architecture, crop, parameters", [
-    ("course", None, 4_478_727), ("vgg", None, 7_055_431), ("vgg", 40, 5_744_711)])
+@pytest.mark.parametrize("architecture, crop, width, parameters", [
+    ("course", None, 1.0, 4_478_727), ("vgg", None, 1.0, 7_055_431), ("vgg", 40, 1.0, 5_744_711),
+    ("vgg", 40, 0.5, 1_439_783)])
 @pytest.mark.slow  # builds or runs Keras models (TensorFlow)
-def test_architectures_have_the_documented_size(architecture, crop, parameters):
-    assert make_model(architecture=architecture, crop=crop).count_params() == parameters
+def test_architectures_have_the_documented_size(architecture, crop, width, parameters):
+    assert make_model(architecture=architecture, crop=crop, width=width).count_params() == parameters
+
+
+@pytest.mark.slow  # builds or runs Keras models (TensorFlow)
+def test_the_width_multiplier_scales_every_convolution_and_hidden_layer():
+    full, half = make_model(architecture="vgg", crop=40), make_model(architecture="vgg", crop=40, width=0.5)
+    sizes = [(layer.__class__.__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))
+             for layer in full.layers if hasattr(layer, "filters") or hasattr(layer, "units")]
+    halved = [(layer.__class__.__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))
+              for layer in half.layers if hasattr(layer, "filters") or hasattr(layer, "units")]
+    assert [name for name, _ in sizes] == [name for name, _ in halved]
+    assert [n // 2 for _, n in sizes[:-1]] == [n for _, n in halved[:-1]]  # all but the output layer
+    assert sizes[-1] == halved[-1] == ("Dense", len(EMOTIONS_LIST))
+
+
+@pytest.mark.parametrize("width", [0, -1, 5, True, "half", float("nan")])
+def test_a_width_that_is_not_a_positive_multiplier_is_refused(width):
+    with pytest.raises(ValueError, match="width"):
+        make_model(architecture="vgg", crop=40, width=width)
 
 
 @pytest.mark.slow  # builds or runs Keras models (TensorFlow)
@@ -76,7 +95,7 @@ def test_a_crop_outside_the_face_is_refused(crop):
 @pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_shipped_model_is_the_one_its_metrics_describe(fer_model):
     metrics = json.loads((ROOT / "docs" / "metrics.json").read_text())
-    built = make_model(architecture=metrics["architecture"], crop=metrics.get("crop"))
+    built = make_model(architecture=metrics["architecture"], crop=metrics.get("crop"), width=metrics.get("width", 1.0))
     assert fer_model.keras_model.count_params() == built.count_params() == metrics["parameters"]
     assert [layer.__class__.__name__ for layer in fer_model.keras_model.layers] == \
         [layer.__class__.__name__ for layer in built.layers]
