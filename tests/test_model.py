@@ -57,14 +57,15 @@ def test_architectures_have_the_documented_size(architecture, crop, width, param
 
 @pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_the_width_multiplier_scales_every_convolution_and_hidden_layer():
-    full, half = make_model(architecture="vgg", crop=40), make_model(architecture="vgg", crop=40, width=0.5)
-    sizes = [(layer.__class__.__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))
-             for layer in full.layers if hasattr(layer, "filters") or hasattr(layer, "units")]
-    halved = [(layer.__class__.__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))
-              for layer in half.layers if hasattr(layer, "filters") or hasattr(layer, "units")]
-    assert [name for name, _ in sizes] == [name for name, _ in halved]
-    assert [n // 2 for _, n in sizes[:-1]] == [n for _, n in halved[:-1]]  # all but the output layer
-    assert sizes[-1] == halved[-1] == ("Dense", len(EMOTIONS_LIST))
+    def layer_sizes(model):  # (layer type, filters or units) of every Conv2D and Dense layer
+        return [(layer.__class__.__name__, getattr(layer, "filters", None) or layer.units)
+                for layer in model.layers if hasattr(layer, "filters") or hasattr(layer, "units")]
+
+    full = layer_sizes(make_model(architecture="vgg", crop=40))
+    half = layer_sizes(make_model(architecture="vgg", crop=40, width=0.5))
+    assert [name for name, _ in full] == [name for name, _ in half]
+    assert [n // 2 for _, n in full[:-1]] == [n for _, n in half[:-1]]  # all but the output layer
+    assert full[-1] == half[-1] == ("Dense", len(EMOTIONS_LIST))
 
 
 @pytest.mark.parametrize("width", [0, -1, 5, True, "half", float("nan")])
