@@ -153,6 +153,8 @@ def test_fer2013_files_follow_the_order_of_the_split_loader():
 
 @pytest.mark.slow
 def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_path):
+    from model import make_model
+
     pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
     make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
     teacher, _, _ = tiny_teacher(tmp_path, tmp_path / "fer" / "train")
@@ -161,18 +163,30 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     for command in (["pack", "--data", str(tmp_path / "fer"), "--out", str(tmp_path / "pack.npz"),
                      "--teachers", str(teacher)],
                     ["train", "--pack", str(tmp_path / "pack.npz"), "--out", str(out), "--epochs", "1",
-                     "--batch-size", "8"]):
+                     "--batch-size", "8", "--width", "0.5"]):
         done = subprocess.run([sys.executable, "-m", "tools.train_jax", *command], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"].startswith("jax") and metrics["epochs"] == 1
     assert metrics["teachers"] == [str(teacher)] and metrics["alpha"] == 0.5 and metrics["mixup"] == 0.2
-    assert metrics["parameters"] == 5_744_711 and 0 <= metrics["publictest_accuracy_keras_flip"] <= 1
+    half_width = make_model(architecture="vgg", crop=40, width=0.5)  # the trainer's defaults at --width 0.5
+    assert metrics["width"] == 0.5 and metrics["parameters"] == half_width.count_params() < 5_744_711 / 3
+    assert 0 <= metrics["publictest_accuracy_keras_flip"] <= 1
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")  # TensorFlow's Keras, LiteRT
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, C) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert len(list(out.glob("model_weights.*.tflite"))) == 1
+
+
+@pytest.mark.parametrize("option", [["--width", "0"], ["--width", "5"], ["--epochs", "0"], ["--batch-size", "1"]])
+def test_jax_trainer_refuses_bad_options_before_it_starts(tmp_path, option, capsys):
+    from tools import train_jax
+
+    with pytest.raises(SystemExit) as refused:
+        train_jax.main(["train", "--pack", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "run"), *option])
+    assert refused.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # builds Keras models (TensorFlow)

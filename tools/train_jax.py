@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", type=Path, required=True, help="folder for the model files, backups and figures")
     t.add_argument("--architecture", default="vgg")
     t.add_argument("--crop", type=int, default=40, help="0: the whole 48x48 face")
+    t.add_argument("--width", type=float, default=1.0, help="width multiplier of make_model (0 < width <= 4)")
     t.add_argument("--epochs", type=int, default=300)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=0.02,
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pack":
         pack(args.data, args.out, args.teachers)
         return 0
-    if args.epochs < 1 or args.batch_size < 2 or args.warmup_epochs < 0:
-        parser.error("--epochs must be >= 1, --batch-size >= 2, --warmup-epochs >= 0")
+    if args.epochs < 1 or args.batch_size < 2 or args.warmup_epochs < 0 or not 0 < args.width <= 4:
+        parser.error("--epochs must be >= 1, --batch-size >= 2, --warmup-epochs >= 0, 0 < --width <= 4")
     train(args)
     return 0
 
@@ -177,7 +178,7 @@ def train(args: argparse.Namespace) -> dict:
             self.order = self.rng.permutation(len(train_faces))
 
     crop = args.crop or None
-    network = make_model(architecture=args.architecture, crop=crop)
+    network = make_model(architecture=args.architecture, crop=crop, width=args.width)
     inputs = keras.Input((48, 48, 1), name="face")
     augment = make_augmentation(args.augment)
     model = keras.Model(inputs, network(augment(inputs) if augment else inputs), name="training")
@@ -221,7 +222,7 @@ def train(args: argparse.Namespace) -> dict:
 
     model.load_weights(best_weights)
     keras.mixed_precision.set_global_policy("float32")
-    export = make_model(architecture=args.architecture, crop=crop)
+    export = make_model(architecture=args.architecture, crop=crop, width=args.width)
     export.set_weights(network.get_weights())
     shuffled = train_faces[np.random.default_rng(args.seed).permutation(len(train_faces))]
     recalibrate_batch_norm(export, shuffled)
@@ -235,6 +236,7 @@ def train(args: argparse.Namespace) -> dict:
     metrics = {
         "trainer": "tools/train_jax.py", "backend": f"jax {jax.__version__} on {jax.default_backend()}",
         "device": str(jax.devices()[0]), "architecture": args.architecture, "crop": crop,
+        "width": args.width,
         "parameters": int(export.count_params()),
         "publictest_accuracy_keras_flip": round(float((predictions == labels).mean()), 4),
         "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
