@@ -99,7 +99,7 @@ def make_model(
             paper's 0.2, a little more for the smaller head) and a softmax; 7,055,431 parameters.
         crop: if set, the network's first step after rescaling is a ``crop`` x ``crop`` center crop
             (``keras.layers.CenterCrop``), so it still takes 48x48 faces but computes on the crop:
-            40 gives the VGG variant 5,744,711 parameters and about half the training time per image.
+            40 gives the VGG variant 5,744,711 parameters and (40/48)^2 of its convolutions' multiply-adds.
             With the notebook's random shifts in front, training sees random crops and serving the
             center one, as in the 40x40 crops of Khaireddin & Chen 2021 / usef-kh/fer.
         width: the width multiplier (MobileNets, Howard et al. 2017, arXiv:1704.04861): every

@@ -84,10 +84,12 @@ def mix_up(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator)
         ``(x, y)`` mixed, float32, same shapes.
 
     Raises:
-        ValueError: ``alpha`` <= 0, or ``x`` and ``y`` of different lengths.
+        ValueError: ``alpha`` <= 0, ``y`` not 2-D, or ``x`` and ``y`` of different lengths.
     """
     if not alpha > 0:
         raise ValueError(f"mixup alpha must be > 0, not {alpha!r}")
+    if np.ndim(y) != 2:
+        raise ValueError(f"y must be 2-D targets (N, K) (one-hot labels, not class numbers), got shape {np.shape(y)}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
@@ -106,22 +108,32 @@ def soft_label_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilities: np.ndarray,
                       **figures) -> Path:
-    """Save a teacher's soft labels: ``<path>.npz`` holding ``keys`` (str ``(N,)``) and ``probabilities``
-    (float16 ``(N, 7)``, rows summing to 1 within float16 rounding), and ``<path>.json`` with ``figures``
-    (how they were made: the network, its PublicTest accuracy, the views averaged ...).
+    """Save a teacher's soft labels: ``<path>.npz`` (``.npz`` added unless ``path`` ends with it) holding
+    ``keys`` (str ``(N,)``) and ``probabilities`` (float16 ``(N, 7)``, rows summing to 1 within float16
+    rounding), and ``<path>.json`` with ``figures`` (how they were made: the network, its PublicTest
+    accuracy, the views averaged ...).
+
+    Args:
+        path: the file to write, with or without ``.npz``; its folder is created.
+        keys: the images, as ``soft_label_keys`` names them, in the rows' order.
+        probabilities: ``(len(keys), 7)`` rows of probabilities.
+        figures: JSON-serialisable facts about the teacher, stored beside it.
 
     Raises:
         ValueError: ``probabilities`` is not ``(len(keys), 7)``, or has a row that is not a distribution.
+        TypeError: ``figures`` that JSON cannot hold (checked before either file is written).
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.shape != (len(keys), len(EMOTIONS_LIST)):
         raise ValueError(f"probabilities must be ({len(keys)}, {len(EMOTIONS_LIST)}), got {probabilities.shape}")
     if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
         raise ValueError("each row of probabilities must be a probability distribution")
-    path = Path(path).with_suffix(".npz")
+    path = Path(path)
+    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")  # "half0.5" keeps its ".5"
+    description = json.dumps({"classes": list(EMOTIONS_LIST), **figures}, indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, keys=np.asarray(keys, dtype=str), probabilities=probabilities.astype(np.float16))
-    path.with_suffix(".json").write_text(json.dumps({"classes": list(EMOTIONS_LIST), **figures}, indent=2) + "\n")
+    path.with_suffix(".json").write_text(description)
     return path
 
 

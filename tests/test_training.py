@@ -88,6 +88,8 @@ def test_mix_up_mixes_faces_and_targets_with_the_same_weights():
     assert mixed >= 3
     with pytest.raises(ValueError, match="alpha"):
         mix_up(x, y, 0, rng)
+    with pytest.raises(ValueError, match="2-D"):  # class numbers would broadcast to (N, N)
+        mix_up(x, y.argmax(axis=1), 0.4, rng)
 
 
 def tiny_teacher(tmp_path, folder, seed=0, name="teacher"):
@@ -130,6 +132,17 @@ def test_bad_teacher_files_are_refused_with_a_message(tmp_path):
         write_soft_labels(tmp_path / "bad", keys, np.full((len(keys), C), 0.5))
     with pytest.raises(ValueError, match=r"must be \(7, 7\)"):
         write_soft_labels(tmp_path / "bad", keys, np.full((len(keys), 3), 1 / 3))
+    with pytest.raises(TypeError):  # figures JSON cannot hold: neither file written
+        write_soft_labels(tmp_path / "bad", keys, distributions(len(keys), 0), when=object())
+    assert not list(tmp_path.glob("bad*"))
+
+
+def test_a_teacher_name_with_a_dot_keeps_it(tmp_path):
+    make_tiny_fer(tmp_path / "fer", {"train": 1})
+    half, keys, probabilities = tiny_teacher(tmp_path, tmp_path / "fer" / "train", name="half0.5")
+    other, _, _ = tiny_teacher(tmp_path, tmp_path / "fer" / "train", seed=1, name="half0.7")
+    assert (half.name, other.name) == ("half0.5.npz", "half0.7.npz") and half.with_suffix(".json").is_file()
+    np.testing.assert_allclose(read_teachers([half], keys), probabilities, atol=2e-3)
 
 
 @pytest.mark.parametrize("teacher", sorted(training.TEACHERS_DIR.glob("*.npz")), ids=lambda p: p.stem)
@@ -177,16 +190,49 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, C) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert len(list(out.glob("model_weights.*.tflite"))) == 1
+    best = (out / "best.weights.h5").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "tools.train_jax", *command], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)  # the same command after the end
+    assert again.returncode == 0 and "writing its model files again" in again.stderr, again.stderr[-3000:]
+    assert (out / "best.weights.h5").read_bytes() == best and len((out / "history.csv").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize("option", [["--width", "0"], ["--width", "5"], ["--epochs", "0"], ["--batch-size", "1"]])
+@pytest.mark.parametrize("option", [["--width", "0"], ["--width", "5"], ["--epochs", "0"], ["--batch-size", "1"],
+                                    ["--crop", "8"], ["--learning-rate", "0"], ["--mixup", "-1"], ["--alpha", "2"],
+                                    ["--label-smoothing", "1"], ["--temperature", "0"], ["--weight-decay", "-1"]])
 def test_jax_trainer_refuses_bad_options_before_it_starts(tmp_path, option, capsys):
     from tools import train_jax
 
     with pytest.raises(SystemExit) as refused:
         train_jax.main(["train", "--pack", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "run"), *option])
-    assert refused.value.code == 2 and option[0] in capsys.readouterr().err
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert refused.value.code == 2 and f"{option[0]} must be" in message and option[1] in message
     assert not (tmp_path / "run").exists()
+
+
+def test_jax_trainer_keeps_a_finished_run_and_refuses_other_options_in_its_folder(tmp_path):
+    from tools.train_jax import RunFolderError, check_run_folder, main, parse_args
+
+    run = tmp_path / "run"
+    command = ["train", "--pack", str(tmp_path / "missing.npz"), "--out", str(run), "--epochs", "3"]
+    assert check_run_folder(parse_args(command)) == "fresh" and (run / "options.json").is_file()
+    (run / "backup").mkdir()
+    assert check_run_folder(parse_args(command)) == "resume"  # same options, a backup: go on
+    with pytest.raises(RunFolderError, match=r"--width 1.0 \(now 0.5\)"):
+        check_run_folder(parse_args([*command, "--width", "0.5"]))
+    (run / "backup").rmdir()  # fit ended
+    (run / "best.weights.h5").write_bytes(b"the trained weights")
+    assert check_run_folder(parse_args(command)) == "export"  # a finished run: export again, keep its weights
+    assert (run / "best.weights.h5").read_bytes() == b"the trained weights"
+    (run / "options.json").unlink()  # files of a run without options: kept unless --overwrite
+    with pytest.raises(RunFolderError, match="--overwrite"):
+        check_run_folder(parse_args(command))
+    assert (run / "best.weights.h5").is_file()
+    assert check_run_folder(parse_args([*command, "--overwrite"])) == "fresh"
+    assert not (run / "best.weights.h5").exists()
+    (run / "backup").mkdir()
+    with pytest.raises(SystemExit, match=r"--seed 1 \(now 2\)"):  # the command line, before any data is read
+        main([*command, "--seed", "2"])
 
 
 @pytest.mark.slow  # builds Keras models (TensorFlow)
@@ -210,6 +256,10 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
     np.testing.assert_allclose(together, (apart[0] + apart[1]) / 2, atol=1e-5)
     with pytest.raises(SystemExit):
         ensemble.main(["--member", *members[0], "--out", str(tmp_path / "one")])  # one member: refused
+    written = (tmp_path / "out" / "model_weights.h5").read_bytes()
+    with pytest.raises(SystemExit):  # an existing model is not replaced unasked
+        ensemble.main(["--member", *members[1], "--member", *members[0], "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "model_weights.h5").read_bytes() == written
 
 
 def test_an_ensemble_needs_two_members():

@@ -14,9 +14,12 @@ of the members'.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from model import INPUT_SIZE, FacialExpressionModel
+
+log = logging.getLogger("ensemble")
 
 
 def make_ensemble(members: list[tuple[Path, Path]]):
@@ -45,14 +48,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--member", type=Path, nargs=2, action="append", required=True,
                         metavar=("MODEL_JSON", "WEIGHTS_H5"), help="one network's two files (twice or more)")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.json and model_weights.h5")
+    parser.add_argument("--overwrite", action="store_true", help="replace model files already in OUT")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if len(args.member) < 2:
         parser.error("an ensemble needs at least two --member")
+    existing = [name for name in ("model.json", "model_weights.h5") if (args.out / name).exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{args.out} already holds {' and '.join(existing)}: choose another --out or pass --overwrite")
     ensemble = make_ensemble(args.member)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "model.json").write_text(ensemble.to_json(), encoding="utf-8")
     ensemble.save(args.out / "model_weights.h5", include_optimizer=False)  # as the notebook exports
-    print(f"wrote {args.out}/model.json and model_weights.h5 ({ensemble.count_params():,} parameters)")
+    log.info("wrote %s/model.json and model_weights.h5 (%s parameters)", args.out, f"{ensemble.count_params():,}")
 
 
 if __name__ == "__main__":

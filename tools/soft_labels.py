@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runtime", choices=RUNTIMES, default="litert")
     parser.add_argument("--limit", type=int, default=0, help="only the first N training images (trials)")
     args = parser.parse_args(argv)
+    if args.limit < 0:
+        parser.error(f"--limit must be >= 0 (0: all images), not {args.limit}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     served = FacialExpressionModel(args.model, args.weights, runtime="litert")
     ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=4)

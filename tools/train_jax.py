@@ -36,14 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports Keras
-
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_jax")
 
 
 def pack(data: Path, out: Path, teachers: list[str]) -> Path:
-    """Write the packed data set (see the module's docstring); returns its path."""
+    """Write the packed data set (see the module's docstring) to ``out`` (``.npz`` added when missing, as
+    ``np.savez`` does); returns the path written.
+
+    Raises:
+        FileNotFoundError: ``data`` has no ``train/`` or ``test/`` class folders (``model.fer2013_files``).
+        ValueError, FileNotFoundError: a teacher file that does not cover the training images
+            (``training.read_teachers``).
+    """
     from model import fer2013_files
     from training import read_teachers, soft_label_keys
 
@@ -58,6 +63,7 @@ def pack(data: Path, out: Path, teachers: list[str]) -> Path:
     if teachers:
         arrays["teacher"] = read_teachers(teachers, arrays["train_keys"].tolist()).astype(np.float16)
         arrays["teachers"] = np.array(teachers, dtype=str)
+    out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     log.info("wrote %s (%.1f MB): %d training, %d PublicTest images, teachers %s", out, out.stat().st_size / 1e6,
@@ -94,6 +100,29 @@ def unpack(path: Path) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); returns the exit status.
+
+    Raises:
+        SystemExit: status 2 for a bad option (``parse_args``), 1 for a ``--out`` this run may not use
+            (``check_run_folder``), with the message on stderr.
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "pack":
+        pack(args.data, args.out, args.teachers)
+        return 0
+    try:
+        args.resume = check_run_folder(args)
+    except RunFolderError as error:
+        raise SystemExit(f"train_jax: error: {error}") from error  # the message on stderr, status 1
+    train(args)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; every bad ``train`` option refused (SystemExit 2, naming it and its value)."""
+    from model import ARCHITECTURES  # NumPy and OpenCV only: no Keras yet
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("pack", help="pack FER2013 (and teachers' soft labels) into one file")
@@ -103,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     t = commands.add_parser("train", help="train on a packed file with Keras on JAX")
     t.add_argument("--pack", type=Path, default=ROOT / "data" / "fer2013.npz")
     t.add_argument("--out", type=Path, required=True, help="folder for the model files, backups and figures")
-    t.add_argument("--architecture", default="vgg")
+    t.add_argument("--architecture", choices=ARCHITECTURES, default="vgg")
     t.add_argument("--crop", type=int, default=40, help="0: the whole 48x48 face")
     t.add_argument("--width", type=float, default=1.0, help="width multiplier of make_model (0 < width <= 4)")
     t.add_argument("--epochs", type=int, default=300)
@@ -121,18 +150,101 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--precision", choices=("auto", "mixed_bfloat16", "float32"), default="auto",
                    help="auto: mixed_bfloat16 on a GPU, float32 on the CPU")
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--overwrite", action="store_true",
+                   help="start again in an OUT that holds another run's files (they are deleted)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.command == "pack":
-        pack(args.data, args.out, args.teachers)
-        return 0
-    if args.epochs < 1 or args.batch_size < 2 or args.warmup_epochs < 0 or not 0 < args.width <= 4:
-        parser.error("--epochs must be >= 1, --batch-size >= 2, --warmup-epochs >= 0, 0 < --width <= 4")
-    train(args)
-    return 0
+    if args.command == "train":
+        for problem in _option_problems(args):
+            parser.error(problem)
+    return args
+
+
+_RULES = {  # option: (test, what it must be)
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 2, ">= 2"),
+    "warmup_epochs": (lambda v: v >= 0, ">= 0"),
+    "width": (lambda v: 0 < v <= 4, "above 0 and at most 4"),
+    "crop": (lambda v: v == 0 or 16 <= v <= 48, "0 (no crop) or between 16 and 48"),
+    "learning_rate": (lambda v: v > 0, "above 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "mixup": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "alpha": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "temperature": (lambda v: v > 0, "above 0"),
+}
+#: the options a resumed run must share with the run it continues (the others do not change what is trained)
+_RUN_OPTIONS = ("architecture", "crop", "width", "epochs", "batch_size", "learning_rate", "warmup_epochs",
+                "weight_decay", "label_smoothing", "augment", "mixup", "alpha", "temperature", "no_teachers",
+                "precision", "seed")
+
+
+def _option_problems(args: argparse.Namespace) -> list[str]:
+    """One message per bad ``train`` option, naming it and its value (empty when all are good)."""
+    return [f"--{name.replace('_', '-')} must be {rule}, not {getattr(args, name)!r}"
+            for name, (test, rule) in _RULES.items() if not test(getattr(args, name))]
+
+
+class RunFolderError(Exception):
+    """``--out`` holds files that this command would overwrite or could not continue."""
+
+
+def check_run_folder(args: argparse.Namespace) -> str:
+    """What to do in ``args.out``: ``"fresh"`` (start, after deleting another run's files when
+    ``--overwrite``), ``"resume"`` (its ``backup/`` holds an unfinished run with the same options) or
+    ``"export"`` (a finished run with the same options: write the model files again, train nothing).
+
+    ``BackupAndRestore`` deletes ``backup/`` when ``fit`` ends, so a folder with ``best.weights.h5`` and
+    no backup holds a finished run (or one stopped during its export); it is never deleted unasked.
+
+    Raises:
+        RunFolderError: a run with other options (names them), or another run's files without
+            ``--overwrite``.
+    """
+    out = args.out
+    wanted = {name: getattr(args, name) for name in _RUN_OPTIONS}
+    saved_file, backup, best = out / "options.json", out / "backup", out / "best.weights.h5"
+    try:
+        saved = json.loads(saved_file.read_text()) if saved_file.is_file() else None
+    except (OSError, ValueError) as error:
+        raise RunFolderError(f"cannot read {saved_file} ({error}): pass --overwrite to start again") from error
+    started = saved is not None or backup.exists() or best.exists()
+    if started and args.overwrite:
+        import shutil
+
+        shutil.rmtree(backup, ignore_errors=True)
+        for name in ("options.json", "best.weights.h5", "history.csv"):  # the model files: at the export
+            (out / name).unlink(missing_ok=True)
+        log.info("--overwrite: deleted the previous run's files in %s", out)
+        started, saved = False, None
+    if started:
+        if saved is None:
+            raise RunFolderError(f"{out} holds another run's files (no options.json): pass --overwrite to "
+                                 "delete them and start again, or choose another --out")
+        differing = [f"--{name.replace('_', '-')} {saved.get(name)!r} (now {value!r})"
+                     for name, value in wanted.items() if saved.get(name) != value]
+        if differing:
+            raise RunFolderError(f"{out} holds a run with other options: {', '.join(differing)}; run it with "
+                                 "its own options, pass --overwrite to start again, or choose another --out")
+        if backup.exists():
+            return "resume"
+        if best.exists():
+            return "export"
+        # options.json alone: stopped before its first epoch ended, nothing to keep
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.csv").unlink(missing_ok=True)  # CSVLogger appends
+    saved_file.write_text(json.dumps(wanted, indent=1) + "\n")
+    return "fresh"
 
 
 def train(args: argparse.Namespace) -> dict:
+    """Train (or resume, or only export: ``args.resume`` from ``check_run_folder``) with ``main``'s
+    options and write ``OUT/model.json``, ``model_weights.h5``, ``metrics.json`` and ``history.csv``;
+    returns the metrics.
+
+    Raises:
+        SystemExit: Keras does not run on JAX.
+        ValueError, KeyError: a pack that does not decode (``unpack``).
+    """
     import keras
 
     if keras.backend.backend() != "jax":
@@ -194,13 +306,13 @@ def train(args: argparse.Namespace) -> dict:
     model.compile(optimizer=optimizer, loss=loss, metrics=[LabelAccuracy()])
 
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     history_csv, best_weights, backup = out / "history.csv", out / "best.weights.h5", out / "backup"
-    if not backup.exists():  # a fresh run: BackupAndRestore deletes its backup when a run completes
-        history_csv.unlink(missing_ok=True)
-        best_weights.unlink(missing_ok=True)
     previous = _read_history(history_csv)
-    log.info("resuming after epoch %d", len(previous)) if previous else log.info("starting from epoch 1")
+    mode = getattr(args, "resume", "fresh")
+    if mode == "export":
+        log.info("%s holds a finished run (%d epochs): writing its model files again", out, len(previous))
+    else:
+        log.info("resuming after epoch %d", len(previous)) if previous else log.info("starting from epoch 1")
     best_before = max((row["val_accuracy"] for row in previous), default=None)
 
     class EpochSeconds(keras.callbacks.Callback):
@@ -211,14 +323,17 @@ def train(args: argparse.Namespace) -> dict:
             logs["epoch_seconds"] = time.perf_counter() - self.start
             log.info("epoch %d/%d: %s", epoch + 1, args.epochs, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
 
-    model.fit(batches, validation_data=(test_faces.astype(np.float32)[..., None], test_targets),
-              validation_batch_size=512, epochs=args.epochs, verbose=0, callbacks=[
-                  keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
-                  keras.callbacks.ModelCheckpoint(best_weights, monitor="val_accuracy", mode="max",
-                                                  save_best_only=True, save_weights_only=True,
-                                                  initial_value_threshold=best_before),
-                  EpochSeconds(),
-                  keras.callbacks.CSVLogger(history_csv, append=True)])
+    # BackupAndRestore last: an epoch is backed up only after its best weights and history row are
+    # written, so a run killed in between repeats that epoch (``_read_history`` keeps its last row)
+    if mode != "export":
+        model.fit(batches, validation_data=(test_faces.astype(np.float32)[..., None], test_targets),
+                  validation_batch_size=512, epochs=args.epochs, verbose=0, callbacks=[
+                      keras.callbacks.ModelCheckpoint(best_weights, monitor="val_accuracy", mode="max",
+                                                      save_best_only=True, save_weights_only=True,
+                                                      initial_value_threshold=best_before),
+                      EpochSeconds(),
+                      keras.callbacks.CSVLogger(history_csv, append=True),
+                      keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)])
 
     model.load_weights(best_weights)
     keras.mixed_precision.set_global_policy("float32")
@@ -241,7 +356,8 @@ def train(args: argparse.Namespace) -> dict:
         "publictest_accuracy_keras_flip": round(float((predictions == labels).mean()), 4),
         "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
                              for i, name in enumerate(EMOTIONS_LIST)},
-        "epochs": len(history), "best_epoch": 1 + int(np.argmax([row["val_accuracy"] for row in history])),
+        "epochs": len(history),
+        "best_epoch": 1 + int(max(history, key=lambda row: row["val_accuracy"])["epoch"]),
         "training_minutes": round(sum(row["epoch_seconds"] for row in history) / 60, 1),
         "policy": precision, "batch_size": args.batch_size, "optimizer": "sgd", "learning_rate": args.learning_rate,
         "warmup_epochs": args.warmup_epochs, "weight_decay": args.weight_decay,
@@ -258,13 +374,17 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
+    """The rows of ``CSVLogger``'s file in epoch order, one per epoch (the last, where an epoch was repeated
+    after a kill); empty when there is no file."""
     if not path.is_file() or path.stat().st_size == 0:
         return []
     import csv
 
     with path.open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = {int(row["epoch"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(f)}
+    return [rows[epoch] for epoch in sorted(rows)]
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports Keras
     sys.exit(main())
