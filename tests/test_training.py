@@ -267,3 +267,14 @@ def test_an_ensemble_needs_two_members():
 
     with pytest.raises(ValueError, match="at least two"):
         make_ensemble([("model.json", "model_weights.h5")])
+
+
+def test_soft_labels_refuse_to_replace_a_teacher_or_a_negative_limit(tmp_path, capsys):
+    from tools import soft_labels
+
+    (tmp_path / "kept.npz").write_bytes(b"a committed teacher")
+    for command, message in ((["--name", "kept"], "kept.npz exists"), (["--name", "new", "--limit", "-1"], "--limit")):
+        with pytest.raises(SystemExit) as refused:
+            soft_labels.main([*command, "--out", str(tmp_path)])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "kept.npz").read_bytes() == b"a committed teacher"

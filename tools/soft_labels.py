@@ -60,11 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013",
                         help="FER2013 in the image layout, with train/ and test/")
     parser.add_argument("--out", type=Path, default=TEACHERS_DIR)
-    parser.add_argument("--runtime", choices=RUNTIMES, default="litert")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="litert",
+                        help="of the ten-crop soft labels (the served figure always uses LiteRT, as the app)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N training images (trials)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a teacher of the same name")
     args = parser.parse_args(argv)
     if args.limit < 0:
         parser.error(f"--limit must be >= 0 (0: all images), not {args.limit}")
+    existing = args.out / f"{args.name}.npz"
+    if existing.exists() and not args.overwrite:
+        parser.error(f"{existing} exists (a committed teacher?): choose another --name or pass --overwrite")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     served = FacialExpressionModel(args.model, args.weights, runtime="litert")
     ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=4)
