@@ -278,3 +278,16 @@ def test_soft_labels_refuse_to_replace_a_teacher_or_a_negative_limit(tmp_path, c
             soft_labels.main([*command, "--out", str(tmp_path)])
         assert refused.value.code == 2 and message in capsys.readouterr().err
     assert (tmp_path / "kept.npz").read_bytes() == b"a committed teacher"
+
+
+def test_unpack_names_what_is_wrong_with_a_pack(tmp_path):
+    from tools.train_jax import unpack
+
+    with pytest.raises(FileNotFoundError, match="no pack at"):
+        unpack(tmp_path / "missing.npz")
+    (tmp_path / "text.npz").write_text("not a pack")
+    with pytest.raises(ValueError, match="not a .npz file"):
+        unpack(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", faces=np.zeros(3))
+    with pytest.raises(ValueError, match=r"not a pack written by .*\(no train_jpeg"):
+        unpack(tmp_path / "other.npz")

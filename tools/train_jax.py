@@ -76,12 +76,22 @@ def unpack(path: Path) -> dict[str, np.ndarray]:
     (int64 ``(N,)``) and, if packed, the teachers' soft labels (float32 ``(N, 7)``).
 
     Raises:
-        ValueError: an image that does not decode to 48x48.
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a file that ``pack`` wrote, or an image that does not decode to 48x48.
     """
     import cv2
 
-    with np.load(path) as data:
-        packed = {key: data[key] for key in data.files}
+    try:
+        with np.load(path) as data:
+            packed = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no pack at {path}: write one with `python -m tools.train_jax pack`") from error
+        raise ValueError(f"{path} is not a .npz file ({error})") from error
+    missing = [f"{split}_{part}" for split in ("train", "test") for part in ("jpeg", "offsets", "labels", "keys")
+               if f"{split}_{part}" not in packed]
+    if missing:
+        raise ValueError(f"{path} is not a pack written by `tools.train_jax pack` (no {', '.join(missing)})")
     result = {}
     for split in ("train", "test"):
         jpeg, offsets = packed[f"{split}_jpeg"], packed[f"{split}_offsets"]
