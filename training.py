@@ -106,6 +106,12 @@ def soft_label_keys(paths: Sequence[str | os.PathLike]) -> list[str]:
     return [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
 
 
+def npz_path(path: str | os.PathLike) -> Path:
+    """``path`` ending in ``.npz``: the suffix added, not substituted, so "half0.5" keeps its ".5"."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilities: np.ndarray,
                       **figures) -> Path:
     """Save a teacher's soft labels: ``<path>.npz`` (``.npz`` added unless ``path`` ends with it) holding
@@ -128,8 +134,7 @@ def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilitie
         raise ValueError(f"probabilities must be ({len(keys)}, {len(EMOTIONS_LIST)}), got {probabilities.shape}")
     if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
         raise ValueError("each row of probabilities must be a probability distribution")
-    path = Path(path)
-    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")  # "half0.5" keeps its ".5"
+    path = npz_path(path)
     description = json.dumps({"classes": list(EMOTIONS_LIST), **figures}, indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, keys=np.asarray(keys, dtype=str), probabilities=probabilities.astype(np.float16))
@@ -158,7 +163,7 @@ def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np
     for file in files:
         path = Path(file)
         if not path.exists() and path.parent == Path():  # a name: docs/teachers/<name>[.npz]
-            path = TEACHERS_DIR / (path.name if path.suffix == ".npz" else f"{path.name}.npz")
+            path = npz_path(TEACHERS_DIR / path.name)
         if not path.is_file():
             raise FileNotFoundError(f"teacher file not found: {file}")
         with np.load(path) as data:

@@ -31,7 +31,7 @@ from model import (
     fer2013_files,
     load_fer2013_split,
 )
-from training import TEACHERS_DIR, soft_label_keys, write_soft_labels
+from training import TEACHERS_DIR, npz_path, soft_label_keys, write_soft_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("soft_labels")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.limit < 0:
         parser.error(f"--limit must be >= 0 (0: all images), not {args.limit}")
-    existing = args.out / f"{args.name}.npz"
+    existing = npz_path(args.out / args.name)
     if existing.exists() and not args.overwrite:
         parser.error(f"{existing} exists (a committed teacher?): choose another --name or pass --overwrite")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

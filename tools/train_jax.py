@@ -50,7 +50,7 @@ def pack(data: Path, out: Path, teachers: list[str]) -> Path:
             (``training.read_teachers``).
     """
     from model import fer2013_files
-    from training import read_teachers, soft_label_keys
+    from training import npz_path, read_teachers, soft_label_keys
 
     arrays = {}
     for split in ("train", "test"):
@@ -63,7 +63,7 @@ def pack(data: Path, out: Path, teachers: list[str]) -> Path:
     if teachers:
         arrays["teacher"] = read_teachers(teachers, arrays["train_keys"].tolist()).astype(np.float16)
         arrays["teachers"] = np.array(teachers, dtype=str)
-    out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
+    out = npz_path(out)  # as np.savez names it
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     log.info("wrote %s (%.1f MB): %d training, %d PublicTest images, teachers %s", out, out.stat().st_size / 1e6,
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         pack(args.data, args.out, args.teachers)
         return 0
     try:
-        args.resume = check_run_folder(args)
+        args.run_mode = check_run_folder(args)
     except RunFolderError as error:
         raise SystemExit(f"train_jax: error: {error}") from error  # the message on stderr, status 1
     train(args)
@@ -247,7 +247,7 @@ def check_run_folder(args: argparse.Namespace) -> str:
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Train (or resume, or only export: ``args.resume`` from ``check_run_folder``) with ``main``'s
+    """Train (or resume, or only export: ``args.run_mode`` from ``check_run_folder``) with ``main``'s
     options and write ``OUT/model.json``, ``model_weights.h5``, ``metrics.json`` and ``history.csv``;
     returns the metrics.
 
@@ -318,7 +318,7 @@ def train(args: argparse.Namespace) -> dict:
     out = args.out
     history_csv, best_weights, backup = out / "history.csv", out / "best.weights.h5", out / "backup"
     previous = _read_history(history_csv)
-    mode = getattr(args, "resume", "fresh")
+    mode = getattr(args, "run_mode", "fresh")
     if mode == "export":
         log.info("%s holds a finished run (%d epochs): writing its model files again", out, len(previous))
     else:
