@@ -6,16 +6,21 @@
 - teachers: soft labels of trained networks on the training split (``write_soft_labels``,
   ``read_teachers``), kept as small files under ``docs/teachers/`` so that they outlive any machine;
 - ``DistillationLoss`` and ``LabelAccuracy``: the loss and metric of a student trained on the labels and
-  on the teachers' soft labels at once.
+  on the teachers' soft labels at once;
+- run folders: ``check_run_folder`` (start, resume or only export; never a finished run deleted unasked)
+  and ``read_history`` (the per-epoch ``history.csv`` of a run, resumed or not).
 
 Importing this module imports Keras: set ``KERAS_BACKEND`` first where it matters.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -23,6 +28,8 @@ import numpy as np
 
 from faces import EMOTIONS_LIST
 from model import fer2013_files
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -181,6 +188,97 @@ def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np
 def teacher_targets(folder: str | os.PathLike, files: Sequence[str | os.PathLike]) -> np.ndarray:
     """``read_teachers`` for every image of a FER2013 split folder, in ``model.fer2013_files`` order."""
     return read_teachers(files, soft_label_keys([path for path, _ in fer2013_files(folder)]))
+
+
+class RunFolderError(Exception):
+    """A run folder holds files that this run would overwrite, or a run it cannot continue."""
+
+
+def check_run_folder(folder: str | os.PathLike, options: Mapping[str, object], overwrite: bool = False, *,
+                     spell: Callable[[str], str] = str, restart_hint: str = "pass --overwrite") -> str:
+    """What a training run with ``options`` does in ``folder``, and the folder made ready for it.
+
+    Returns:
+        ``"fresh"``: train from the first epoch (``options.json`` written; an earlier run's files deleted
+        when ``overwrite``); ``"resume"``: ``backup/`` holds an unfinished run with the same options, go on
+        from its last epoch; ``"export"``: a finished run with the same options (``best.weights.h5`` and no
+        backup, as ``BackupAndRestore`` leaves it when ``fit`` ends, or a run stopped during its export):
+        train nothing, write its model files again.
+
+    Args:
+        folder: the run folder (created when missing).
+        options: JSON-serialisable values of everything that changes what is trained (architecture,
+            schedule, seed ...), compared with the ``options.json`` of the run in ``folder``.
+        overwrite: delete another run's files (``options.json``, ``backup/``, ``best.weights.h5``,
+            ``history.csv``) and start again.
+        spell: how the messages name an option (``--seed`` on a command line, ``SEED`` in the notebook).
+        restart_hint: how the messages say to set ``overwrite``.
+
+    Raises:
+        RunFolderError: ``folder`` holds a run with other options (each named with both values), a run's
+            files without ``options.json``, or an ``options.json`` that does not parse; unless ``overwrite``.
+    """
+    folder = Path(folder)
+    options = json.loads(json.dumps(options))  # as options.json will hold them: tuples as lists ...
+    saved_file, backup, best = folder / "options.json", folder / "backup", folder / "best.weights.h5"
+    try:
+        saved = json.loads(saved_file.read_text()) if saved_file.is_file() else None
+        if saved is not None and not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        if not overwrite:
+            raise RunFolderError(f"cannot read {saved_file} ({error}): {restart_hint} to start again") from error
+        saved = None
+    started = saved_file.exists() or backup.exists() or best.exists()
+    if started and overwrite:
+        shutil.rmtree(backup, ignore_errors=True)
+        for name in ("options.json", "best.weights.h5", "history.csv"):  # model files: replaced at export
+            (folder / name).unlink(missing_ok=True)
+        log.info("deleted the previous run's files in %s to start again", folder)
+        started, saved = False, None
+    if started:
+        if saved is None:
+            raise RunFolderError(f"{folder} holds another run's files (no options.json): {restart_hint} to "
+                                 "delete them and start again, or choose another folder")
+        differing = [f"{spell(name)} {saved.get(name)!r} (now {value!r})"
+                     for name, value in options.items() if saved.get(name) != value]
+        if differing:
+            raise RunFolderError(f"{folder} holds a run with other options: {', '.join(differing)}; run it with "
+                                 f"its own options, {restart_hint} to start again, or choose another folder")
+        if backup.exists():
+            return "resume"
+        if best.exists():
+            return "export"
+        # options.json alone: stopped before its first epoch ended, nothing to keep
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.csv").unlink(missing_ok=True)  # CSVLogger appends
+    saved_file.write_text(json.dumps(options, indent=1) + "\n")
+    return "fresh"
+
+
+def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The columns of a ``CSVLogger`` file as float64 arrays of one row per epoch, in epoch order.
+
+    A run killed after an epoch's row was written but before its backup repeats that epoch when it
+    resumes; the last row of each epoch is kept. Empty dict when the file is missing or empty.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return {}
+    with path.open(newline="") as f:
+        rows = {int(float(row["epoch"])): row for row in csv.DictReader(f)}
+    if not rows:
+        return {}
+    names = list(next(iter(rows.values())))
+    return {name: np.array([_number(rows[epoch][name]) for epoch in sorted(rows)]) for name in names}
+
+
+def _number(text: str | None) -> float:
+    """A ``CSVLogger`` cell as a float: NaN for its "NA" (a metric missing from an epoch's logs)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 @keras.saving.register_keras_serializable(package="fer")

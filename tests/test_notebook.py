@@ -1,5 +1,6 @@
 """train.ipynb runs headless (papermill) on a tiny data set and exports files the app can load."""
 
+import functools
 import json
 
 import numpy as np
@@ -47,13 +48,13 @@ def test_notebook_distils_teachers_with_mixup_and_exports(tmp_path):
     keys = soft_label_keys([path for path, _ in fer2013_files(data / "train")])
     teacher = write_soft_labels(tmp_path / "teacher", keys,
                                 np.random.default_rng(0).dirichlet(np.ones(7), len(keys)), note="random")
-    papermill.execute_notebook(
-        str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"), cwd=str(ROOT), kernel_name="python3",
-        progress_bar=False,
-        parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(out), "CHECKPOINT_DIR": str(tmp_path / "ck"),
-                    "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8,
-                    "TEACHERS": str(teacher),  # as `papermill -p TEACHERS NAME` passes it
-                    "ALPHA": 0.7, "MIXUP": 0.2, "LABEL_SMOOTHING": 0.1, "AUGMENT": "strong", "LIVE_PLOT": False})
+    parameters = {"DATA_DIR": str(data), "OUTPUT_DIR": str(out), "CHECKPOINT_DIR": str(tmp_path / "ck"),
+                  "FIGURES_DIR": str(tmp_path / "fig"), "EPOCHS": 1, "BATCH_SIZE": 8,
+                  "TEACHERS": str(teacher),  # as `papermill -p TEACHERS NAME` passes it
+                  "ALPHA": 0.7, "MIXUP": 0.2, "LABEL_SMOOTHING": 0.1, "AUGMENT": "strong", "LIVE_PLOT": False}
+    run = functools.partial(papermill.execute_notebook, str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"),
+                            cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    run(parameters=parameters)
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
     assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
     metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
@@ -61,3 +62,14 @@ def test_notebook_distils_teachers_with_mixup_and_exports(tmp_path):
     assert metrics["augment"] == "strong" and metrics["epochs"] == 1
     history = (tmp_path / "ck" / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:3] == ["epoch", "accuracy", "epoch_seconds"] and len(history) == 2
+
+    # the same parameters again: the finished run is exported again, nothing trained, nothing deleted
+    best = (tmp_path / "ck" / "best.weights.h5").read_bytes()
+    (out / "model.json").unlink()
+    run(parameters=parameters)
+    assert (out / "model.json").is_file() and (tmp_path / "ck" / "best.weights.h5").read_bytes() == best
+    assert (tmp_path / "ck" / "history.csv").read_text().splitlines() == history
+    # other parameters in its folder: refused, naming each, before anything is read or trained
+    with pytest.raises(papermill.PapermillExecutionError, match=r"SEED 1 \(now 2\)"):
+        run(parameters={**parameters, "SEED": 2})
+    assert (tmp_path / "ck" / "best.weights.h5").read_bytes() == best

@@ -211,7 +211,8 @@ def test_jax_trainer_refuses_bad_options_before_it_starts(tmp_path, option, caps
 
 
 def test_jax_trainer_keeps_a_finished_run_and_refuses_other_options_in_its_folder(tmp_path):
-    from tools.train_jax import RunFolderError, check_run_folder, main, parse_args
+    from tools.train_jax import check_run_folder, main, parse_args
+    from training import RunFolderError
 
     run = tmp_path / "run"
     command = ["train", "--pack", str(tmp_path / "missing.npz"), "--out", str(run), "--epochs", "3"]
@@ -291,3 +292,31 @@ def test_unpack_names_what_is_wrong_with_a_pack(tmp_path):
     np.savez(tmp_path / "other.npz", faces=np.zeros(3))
     with pytest.raises(ValueError, match=r"not a pack written by .*\(no train_jpeg"):
         unpack(tmp_path / "other.npz")
+
+
+def test_read_history_keeps_one_row_per_epoch_in_epoch_order(tmp_path):
+    from training import read_history
+
+    assert read_history(tmp_path / "missing.csv") == {}
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.4\n1,0.6,NA\n1,0.7,0.55\n2,0.8,0.6\n")  # epoch 1 repeated
+    history = read_history(path)
+    assert history["epoch"].tolist() == [0, 1, 2] and history["accuracy"].tolist() == [0.5, 0.7, 0.8]
+    path.write_text("epoch,accuracy,val_accuracy\n0,0.5,NA\n")
+    assert np.isnan(read_history(path)["val_accuracy"][0])
+
+
+def test_a_notebook_run_folder_names_parameters_its_way(tmp_path):
+    from training import RunFolderError, check_run_folder
+
+    options = {"SEED": 1, "TEACHERS": ("a", "b")}
+    assert check_run_folder(tmp_path / "run", options) == "fresh"
+    (tmp_path / "run" / "backup").mkdir()
+    assert check_run_folder(tmp_path / "run", options) == "resume"  # a tuple compared as options.json holds it
+    with pytest.raises(RunFolderError, match=r"SEED 1 \(now 2\).*set OVERWRITE"):
+        check_run_folder(tmp_path / "run", {**options, "SEED": 2}, restart_hint="set OVERWRITE")
+    (tmp_path / "run" / "options.json").write_text("[1, 2]")  # not an object
+    with pytest.raises(RunFolderError, match="cannot read"):
+        check_run_folder(tmp_path / "run", options)
+    assert check_run_folder(tmp_path / "run", options, overwrite=True) == "fresh"
+    assert not (tmp_path / "run" / "backup").exists()

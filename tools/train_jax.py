@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pack":
         pack(args.data, args.out, args.teachers)
         return 0
+    from training import RunFolderError
+
     try:
         args.run_mode = check_run_folder(args)
     except RunFolderError as error:
@@ -194,56 +196,18 @@ def _option_problems(args: argparse.Namespace) -> list[str]:
             for name, (test, rule) in _RULES.items() if not test(getattr(args, name))]
 
 
-class RunFolderError(Exception):
-    """``--out`` holds files that this command would overwrite or could not continue."""
-
-
 def check_run_folder(args: argparse.Namespace) -> str:
-    """What to do in ``args.out``: ``"fresh"`` (start, after deleting another run's files when
-    ``--overwrite``), ``"resume"`` (its ``backup/`` holds an unfinished run with the same options) or
-    ``"export"`` (a finished run with the same options: write the model files again, train nothing).
-
-    ``BackupAndRestore`` deletes ``backup/`` when ``fit`` ends, so a folder with ``best.weights.h5`` and
-    no backup holds a finished run (or one stopped during its export); it is never deleted unasked.
+    """``training.check_run_folder`` for ``args.out`` and the options of ``_RUN_OPTIONS``: ``"fresh"``,
+    ``"resume"`` or ``"export"`` (a finished run: its model files written again, nothing trained).
 
     Raises:
-        RunFolderError: a run with other options (names them), or another run's files without
+        training.RunFolderError: a run with other options (names them), or another run's files without
             ``--overwrite``.
     """
-    out = args.out
-    wanted = {name: getattr(args, name) for name in _RUN_OPTIONS}
-    saved_file, backup, best = out / "options.json", out / "backup", out / "best.weights.h5"
-    try:
-        saved = json.loads(saved_file.read_text()) if saved_file.is_file() else None
-    except (OSError, ValueError) as error:
-        raise RunFolderError(f"cannot read {saved_file} ({error}): pass --overwrite to start again") from error
-    started = saved is not None or backup.exists() or best.exists()
-    if started and args.overwrite:
-        import shutil
+    from training import check_run_folder as check  # imports Keras: after KERAS_BACKEND is set
 
-        shutil.rmtree(backup, ignore_errors=True)
-        for name in ("options.json", "best.weights.h5", "history.csv"):  # the model files: at the export
-            (out / name).unlink(missing_ok=True)
-        log.info("--overwrite: deleted the previous run's files in %s", out)
-        started, saved = False, None
-    if started:
-        if saved is None:
-            raise RunFolderError(f"{out} holds another run's files (no options.json): pass --overwrite to "
-                                 "delete them and start again, or choose another --out")
-        differing = [f"--{name.replace('_', '-')} {saved.get(name)!r} (now {value!r})"
-                     for name, value in wanted.items() if saved.get(name) != value]
-        if differing:
-            raise RunFolderError(f"{out} holds a run with other options: {', '.join(differing)}; run it with "
-                                 "its own options, pass --overwrite to start again, or choose another --out")
-        if backup.exists():
-            return "resume"
-        if best.exists():
-            return "export"
-        # options.json alone: stopped before its first epoch ended, nothing to keep
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "history.csv").unlink(missing_ok=True)  # CSVLogger appends
-    saved_file.write_text(json.dumps(wanted, indent=1) + "\n")
-    return "fresh"
+    return check(args.out, {name: getattr(args, name) for name in _RUN_OPTIONS}, args.overwrite,
+                 spell=lambda name: f"--{name.replace('_', '-')}", restart_hint="pass --overwrite")
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -263,7 +227,7 @@ def train(args: argparse.Namespace) -> dict:
     import jax
 
     from model import EMOTIONS_LIST, FacialExpressionModel, make_model, recalibrate_batch_norm
-    from training import DistillationLoss, LabelAccuracy, make_augmentation, mix_up
+    from training import DistillationLoss, LabelAccuracy, make_augmentation, mix_up, read_history
 
     data = unpack(args.pack)
     teacher = None if args.no_teachers else data.get("teacher")
@@ -317,13 +281,14 @@ def train(args: argparse.Namespace) -> dict:
 
     out = args.out
     history_csv, best_weights, backup = out / "history.csv", out / "best.weights.h5", out / "backup"
-    previous = _read_history(history_csv)
+    previous = read_history(history_csv)
+    done = len(previous.get("epoch", []))
     mode = getattr(args, "run_mode", "fresh")
     if mode == "export":
-        log.info("%s holds a finished run (%d epochs): writing its model files again", out, len(previous))
+        log.info("%s holds a finished run (%d epochs): writing its model files again", out, done)
     else:
-        log.info("resuming after epoch %d", len(previous)) if previous else log.info("starting from epoch 1")
-    best_before = max((row["val_accuracy"] for row in previous), default=None)
+        log.info("resuming after epoch %d", done) if done else log.info("starting from epoch 1")
+    best_before = float(previous["val_accuracy"].max()) if done else None
 
     class EpochSeconds(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -334,7 +299,7 @@ def train(args: argparse.Namespace) -> dict:
             log.info("epoch %d/%d: %s", epoch + 1, args.epochs, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
 
     # BackupAndRestore last: an epoch is backed up only after its best weights and history row are
-    # written, so a run killed in between repeats that epoch (``_read_history`` keeps its last row)
+    # written, so a run killed in between repeats that epoch (``read_history`` keeps its last row)
     if mode != "export":
         model.fit(batches, validation_data=(test_faces.astype(np.float32)[..., None], test_targets),
                   validation_batch_size=512, epochs=args.epochs, verbose=0, callbacks=[
@@ -357,7 +322,7 @@ def train(args: argparse.Namespace) -> dict:
     served = FacialExpressionModel(out / "model.json", out / "model_weights.h5", runtime="keras")
     predictions = served.predict_proba(test_faces).argmax(axis=1)
     labels = data["test_labels"]
-    history = _read_history(history_csv)
+    history = read_history(history_csv)
     metrics = {
         "trainer": "tools/train_jax.py", "backend": f"jax {jax.__version__} on {jax.default_backend()}",
         "device": str(jax.devices()[0]), "architecture": args.architecture, "crop": crop,
@@ -366,9 +331,9 @@ def train(args: argparse.Namespace) -> dict:
         "publictest_accuracy_keras_flip": round(float((predictions == labels).mean()), 4),
         "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
                              for i, name in enumerate(EMOTIONS_LIST)},
-        "epochs": len(history),
-        "best_epoch": 1 + int(max(history, key=lambda row: row["val_accuracy"])["epoch"]),
-        "training_minutes": round(sum(row["epoch_seconds"] for row in history) / 60, 1),
+        "epochs": len(history["epoch"]),
+        "best_epoch": 1 + int(history["epoch"][np.argmax(history["val_accuracy"])]),
+        "training_minutes": round(float(history["epoch_seconds"].sum()) / 60, 1),
         "policy": precision, "batch_size": args.batch_size, "optimizer": "sgd", "learning_rate": args.learning_rate,
         "warmup_epochs": args.warmup_epochs, "weight_decay": args.weight_decay,
         "label_smoothing": args.label_smoothing, "augment": args.augment, "mixup": args.mixup,
@@ -381,18 +346,6 @@ def train(args: argparse.Namespace) -> dict:
     log.info("wrote %s/model.json, model_weights.h5, metrics.json: PublicTest %.4f (Keras, flip TTA)", out,
              metrics["publictest_accuracy_keras_flip"])
     return metrics
-
-
-def _read_history(path: Path) -> list[dict[str, float]]:
-    """The rows of ``CSVLogger``'s file in epoch order, one per epoch (the last, where an epoch was repeated
-    after a kill); empty when there is no file."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    import csv
-
-    with path.open() as f:
-        rows = {int(row["epoch"]): {k: float(v) for k, v in row.items()} for row in csv.DictReader(f)}
-    return [rows[epoch] for epoch in sorted(rows)]
 
 
 if __name__ == "__main__":
