@@ -194,52 +194,57 @@ class RunFolderError(Exception):
     """A run folder holds files that this run would overwrite, or a run it cannot continue."""
 
 
-def check_run_folder(folder: str | os.PathLike, options: Mapping[str, object], overwrite: bool = False, *,
-                     spell: Callable[[str], str] = str, restart_hint: str = "pass --overwrite") -> str:
+def check_run_folder(folder: str | os.PathLike, options: Mapping[str, object], epochs: int,
+                     overwrite: bool = False, *, spell: Callable[[str], str] = str,
+                     restart_hint: str = "pass --overwrite") -> str:
     """What a training run with ``options`` does in ``folder``, and the folder made ready for it.
 
     Returns:
-        ``"fresh"``: train from the first epoch (``options.json`` written; an earlier run's files deleted
-        when ``overwrite``); ``"resume"``: ``backup/`` holds an unfinished run with the same options, go on
-        from its last epoch; ``"export"``: a finished run with the same options (``best.weights.h5`` and no
-        backup, as ``BackupAndRestore`` leaves it when ``fit`` ends, or a run stopped during its export):
-        train nothing, write its model files again.
+        ``"resume"``: ``backup/`` holds an unfinished run with the same options, go on from its last
+        epoch; ``"export"``: a finished run with the same options (no backup, as ``BackupAndRestore``
+        leaves it when ``fit`` ends, ``best.weights.h5`` and ``epochs`` rows of ``history.csv``, or a run
+        stopped during its export): train nothing, write its model files again; ``"fresh"``: train from
+        the first epoch, ``options.json`` written, after deleting what an earlier run left when
+        ``overwrite``, or when it holds nothing worth keeping (only ``options.json``, or the weights of a
+        first epoch killed before its backup).
 
     Args:
         folder: the run folder (created when missing).
         options: JSON-serialisable values of everything that changes what is trained (architecture,
             schedule, seed ...), compared with the ``options.json`` of the run in ``folder``.
+        epochs: the number of epochs of the run (of ``options``): a run with that many rows of history and
+            no backup has finished.
         overwrite: delete another run's files (``options.json``, ``backup/``, ``best.weights.h5``,
             ``history.csv``) and start again.
         spell: how the messages name an option (``--seed`` on a command line, ``SEED`` in the notebook).
         restart_hint: how the messages say to set ``overwrite``.
 
     Raises:
-        RunFolderError: ``folder`` holds a run with other options (each named with both values), a run's
-            files without ``options.json``, or an ``options.json`` that does not parse; unless ``overwrite``.
+        RunFolderError: unless ``overwrite``: ``folder`` holds a run with other options (each named with
+            both values), a run's files without ``options.json``, an ``options.json`` that does not parse,
+            or an unfinished run of two epochs or more whose backup is gone (it cannot be resumed).
     """
     folder = Path(folder)
     options = json.loads(json.dumps(options))  # as options.json will hold them: tuples as lists ...
     saved_file, backup, best = folder / "options.json", folder / "backup", folder / "best.weights.h5"
+    history_csv = folder / "history.csv"
+    if overwrite:
+        if saved_file.exists() or backup.exists() or best.exists():
+            log.info("deleting the previous run's files in %s to start again", folder)
+        shutil.rmtree(backup, ignore_errors=True)
+        for path in (saved_file, best, history_csv):  # the model files: replaced at the export
+            path.unlink(missing_ok=True)
     try:
         saved = json.loads(saved_file.read_text()) if saved_file.is_file() else None
         if saved is not None and not isinstance(saved, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as error:
-        if not overwrite:
-            raise RunFolderError(f"cannot read {saved_file} ({error}): {restart_hint} to start again") from error
-        saved = None
-    started = saved_file.exists() or backup.exists() or best.exists()
-    if started and overwrite:
-        shutil.rmtree(backup, ignore_errors=True)
-        for name in ("options.json", "best.weights.h5", "history.csv"):  # model files: replaced at export
-            (folder / name).unlink(missing_ok=True)
-        log.info("deleted the previous run's files in %s to start again", folder)
-        started, saved = False, None
-    if started:
-        if saved is None:
-            raise RunFolderError(f"{folder} holds another run's files (no options.json): {restart_hint} to "
-                                 "delete them and start again, or choose another folder")
+        raise RunFolderError(f"cannot read {saved_file} ({error}): {restart_hint} to start again") from error
+    if saved is None and (backup.exists() or best.exists()):
+        raise RunFolderError(f"{folder} holds another run's files (no options.json): {restart_hint} to "
+                             "delete them and start again, or choose another folder")
+    done = len(read_history(history_csv).get("epoch", ()))
+    if backup.exists() or (best.exists() and (done >= 2 or done >= epochs)):  # a run worth keeping
         differing = [f"{spell(name)} {saved.get(name)!r} (now {value!r})"
                      for name, value in options.items() if saved.get(name) != value]
         if differing:
@@ -247,11 +252,13 @@ def check_run_folder(folder: str | os.PathLike, options: Mapping[str, object], o
                                  f"its own options, {restart_hint} to start again, or choose another folder")
         if backup.exists():
             return "resume"
-        if best.exists():
+        if done >= epochs:
             return "export"
-        # options.json alone: stopped before its first epoch ended, nothing to keep
+        raise RunFolderError(f"{folder} holds {done} of {epochs} epochs and no backup/ to resume from: "
+                             f"{restart_hint} to start again, or choose another folder")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "history.csv").unlink(missing_ok=True)  # CSVLogger appends
+    best.unlink(missing_ok=True)  # at most a first epoch killed before its backup
+    history_csv.unlink(missing_ok=True)  # CSVLogger appends
     saved_file.write_text(json.dumps(options, indent=1) + "\n")
     return "fresh"
 

@@ -223,6 +223,7 @@ def test_jax_trainer_keeps_a_finished_run_and_refuses_other_options_in_its_folde
         check_run_folder(parse_args([*command, "--width", "0.5"]))
     (run / "backup").rmdir()  # fit ended
     (run / "best.weights.h5").write_bytes(b"the trained weights")
+    (run / "history.csv").write_text("epoch,val_accuracy\n0,0.3\n1,0.4\n2,0.5\n")  # its 3 epochs
     assert check_run_folder(parse_args(command)) == "export"  # a finished run: export again, keep its weights
     assert (run / "best.weights.h5").read_bytes() == b"the trained weights"
     (run / "options.json").unlink()  # files of a run without options: kept unless --overwrite
@@ -309,14 +310,36 @@ def test_read_history_keeps_one_row_per_epoch_in_epoch_order(tmp_path):
 def test_a_notebook_run_folder_names_parameters_its_way(tmp_path):
     from training import RunFolderError, check_run_folder
 
-    options = {"SEED": 1, "TEACHERS": ("a", "b")}
-    assert check_run_folder(tmp_path / "run", options) == "fresh"
-    (tmp_path / "run" / "backup").mkdir()
-    assert check_run_folder(tmp_path / "run", options) == "resume"  # a tuple compared as options.json holds it
+    run, options = tmp_path / "run", {"SEED": 1, "TEACHERS": ("a", "b")}
+    assert check_run_folder(run, options, 5) == "fresh"
+    (run / "backup").mkdir()
+    assert check_run_folder(run, options, 5) == "resume"  # a tuple compared as options.json holds it
     with pytest.raises(RunFolderError, match=r"SEED 1 \(now 2\).*set OVERWRITE"):
-        check_run_folder(tmp_path / "run", {**options, "SEED": 2}, restart_hint="set OVERWRITE")
-    (tmp_path / "run" / "options.json").write_text("[1, 2]")  # not an object
+        check_run_folder(run, {**options, "SEED": 2}, 5, restart_hint="set OVERWRITE")
+    (run / "options.json").write_text("[1, 2]")  # not an object
     with pytest.raises(RunFolderError, match="cannot read"):
-        check_run_folder(tmp_path / "run", options)
-    assert check_run_folder(tmp_path / "run", options, overwrite=True) == "fresh"
-    assert not (tmp_path / "run" / "backup").exists()
+        check_run_folder(run, options, 5)
+    assert check_run_folder(run, options, 5, overwrite=True) == "fresh"
+    assert not (run / "backup").exists()
+
+
+def test_a_run_folder_without_anything_worth_keeping_starts_again(tmp_path):
+    from training import RunFolderError, check_run_folder
+
+    run = tmp_path / "run"
+    assert check_run_folder(run, {"OPTIMIZER": "sdg"}, 5) == "fresh"  # then failed before its first epoch ended
+    assert check_run_folder(run, {"OPTIMIZER": "sgd"}, 5) == "fresh"  # the typo corrected: not refused
+    # killed during epoch 1, after its best weights and before its backup: not a finished run
+    (run / "best.weights.h5").write_bytes(b"one epoch, partly")
+    (run / "history.csv").write_text("epoch,val_accuracy\n0,0.3\n")
+    assert check_run_folder(run, {"OPTIMIZER": "sgd"}, 5) == "fresh"
+    assert not (run / "best.weights.h5").exists() and not (run / "history.csv").exists()
+    # three of five epochs and the backup gone: neither resumable nor finished, and not deleted unasked
+    (run / "best.weights.h5").write_bytes(b"three epochs")
+    (run / "history.csv").write_text("epoch,val_accuracy\n0,0.3\n1,0.4\n2,0.5\n")
+    with pytest.raises(RunFolderError, match="3 of 5 epochs and no backup"):
+        check_run_folder(run, {"OPTIMIZER": "sgd"}, 5)
+    with pytest.raises(RunFolderError, match=r"OPTIMIZER 'sgd' \(now 'adam'\)"):
+        check_run_folder(run, {"OPTIMIZER": "adam"}, 5)
+    assert (run / "best.weights.h5").read_bytes() == b"three epochs"
+    assert check_run_folder(run, {"OPTIMIZER": "sgd"}, 3) == "export"  # a 3-epoch run: finished

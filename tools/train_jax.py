@@ -201,12 +201,12 @@ def check_run_folder(args: argparse.Namespace) -> str:
     ``"resume"`` or ``"export"`` (a finished run: its model files written again, nothing trained).
 
     Raises:
-        training.RunFolderError: a run with other options (names them), or another run's files without
-            ``--overwrite``.
+        training.RunFolderError: without ``--overwrite``: a run with other options (names them), another
+            run's files, an unreadable ``options.json``, an unfinished run without its backup.
     """
     from training import check_run_folder as check  # imports Keras: after KERAS_BACKEND is set
 
-    return check(args.out, {name: getattr(args, name) for name in _RUN_OPTIONS}, args.overwrite,
+    return check(args.out, {name: getattr(args, name) for name in _RUN_OPTIONS}, args.epochs, args.overwrite,
                  spell=lambda name: f"--{name.replace('_', '-')}", restart_hint="pass --overwrite")
 
 
@@ -288,7 +288,7 @@ def train(args: argparse.Namespace) -> dict:
         log.info("%s holds a finished run (%d epochs): writing its model files again", out, done)
     else:
         log.info("resuming after epoch %d", done) if done else log.info("starting from epoch 1")
-    best_before = float(previous["val_accuracy"].max()) if done else None
+    best_before = float(np.nanmax(previous["val_accuracy"])) if done else None
 
     class EpochSeconds(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -332,7 +332,7 @@ def train(args: argparse.Namespace) -> dict:
         "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
                              for i, name in enumerate(EMOTIONS_LIST)},
         "epochs": len(history["epoch"]),
-        "best_epoch": 1 + int(history["epoch"][np.argmax(history["val_accuracy"])]),
+        "best_epoch": 1 + int(history["epoch"][np.nanargmax(history["val_accuracy"])]),
         "training_minutes": round(float(history["epoch_seconds"].sum()) / 60, 1),
         "policy": precision, "batch_size": args.batch_size, "optimizer": "sgd", "learning_rate": args.learning_rate,
         "warmup_epochs": args.warmup_epochs, "weight_decay": args.weight_decay,
