@@ -24,6 +24,12 @@ log = logging.getLogger("main")
 
 COMMANDS = ("serve", "annotate")
 
+#: ``--host`` values that bind every interface.
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+#: Room for a multipart upload's boundaries and part headers over the app's ``MAX_CONTENT_LENGTH``, in bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1."""
@@ -95,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "https:// URL; default: the webcam if one opens, else the first video in videos/")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
-                            "stream to the whole network)")
+                            "stream to the whole network, for the names given with --allowed-host)")
     serve.add_argument("--port", type=port_number, default=5000)
     serve.add_argument("--threads", type=positive_int, default=64,
                        help="worker threads of the server; every open page holds two for as long as it is "
@@ -166,15 +172,18 @@ def drop_stalled_clients(server, timeout: float, stop: threading.Event) -> None:
     server's own loop close them; the blocked thread then gets ``ClientDisconnected`` and is freed.
     """
     from waitress.channel import HTTPChannel
+    from waitress.server import MultiSocketServer
 
+    # one socket: the server's own map; several (a host name with IPv4 and IPv6 addresses): the shared one
+    channels = server.map if isinstance(server, MultiSocketServer) else server._map
     while not stop.wait(1.0):
         cutoff = time.time() - timeout
-        for channel in list(getattr(server, "_map", {}).values()):
+        for channel in list(channels.values()):
             if (isinstance(channel, HTTPChannel) and channel.requests and channel.total_outbufs_len
                     and channel.last_activity < cutoff):
                 log.info("closing a connection that has read nothing for %g s", timeout)
                 channel.last_activity = time.time()  # once
-                server.trigger.pull_trigger(channel.handle_close)
+                channel.server.trigger.pull_trigger(channel.handle_close)  # its listening socket's loop
 
 
 def serve_main(args: argparse.Namespace) -> int:
@@ -183,7 +192,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from waitress import create_server
 
     from native import limit_malloc_arenas
-    from server import create_app
+    from server import DEFAULT_CONFIG, create_app
 
     limit_malloc_arenas()  # before the server's threads exist: see native.limit_malloc_arenas
     # OpenCV's own warnings (probing a webcam that is not there) would repeat what the app logs
@@ -201,7 +210,11 @@ def serve_main(args: argparse.Namespace) -> int:
     try:  # the port first: a busy one fails at once, before the model loads
         server = create_server(lambda environ, start_response: app(environ, start_response),
                                host=args.host, port=args.port, threads=args.threads, ident=None,
-                               channel_timeout=args.client_timeout)
+                               channel_timeout=args.client_timeout,
+                               # waitress reads a whole body before the app sees it (up to 1 GiB by
+                               # default): a body over the app's limit (and the multipart headers) gets
+                               # its 413 as soon as its Content-Length is read
+                               max_request_body_size=DEFAULT_CONFIG["MAX_CONTENT_LENGTH"] + MULTIPART_OVERHEAD)
     except OSError as exc:
         log.error("cannot serve on %s port %d: %s", args.host, args.port, exc.strerror or exc)
         return 1
@@ -212,6 +225,9 @@ def serve_main(args: argparse.Namespace) -> int:
         server.close()
         return 1
     log.info("serving on http://%s:%d/ (%d threads)", args.host, args.port, args.threads)
+    if args.host in ALL_INTERFACES and not args.allowed_host:
+        log.warning("listening on every interface, but only localhost and 127.0.0.1 are answered: give the "
+                    "name or address that visitors type with --allowed-host (other names get 400)")
     # SIGTERM ends the process like Ctrl-C does: out of run(), then the sources are released
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     stop = threading.Event()

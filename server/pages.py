@@ -9,7 +9,7 @@ from drawing import EMOTION_COLORS
 from faces import EMOTIONS_LIST
 from streaming import BOUNDARY, mjpeg_stream, result_events
 
-from .sources import WEBCAM, catalog
+from .sources import catalog
 
 bp = Blueprint("pages", __name__)
 
@@ -27,11 +27,13 @@ def index():
         pass  # the page shows the visitor's camera itself
     elif requested:
         requested = sources.resolve(requested)[0]  # 404 for an unknown source
-    else:  # the default, unless it has gone since the start (a deleted video): then the page says so
+    else:  # the default now; none (no webcam, no video, or a given video deleted since): the page says so
         requested = sources.current_default()
     return render_template(
-        "index.html", sources=sources.names(), current=requested, default_source=sources.default,
-        webcam_index=sources.webcam_index, webcam_missing=sources.webcam_missing, webcam=WEBCAM, browser=BROWSER,
+        "index.html", sources=sources.names(), current=requested, default_source=sources.current_default(),
+        missing_default=None if sources.auto else sources.default,
+        labels={name: sources.label(name) for name in sources.names()},
+        webcam_missing=sources.webcam_missing, browser=BROWSER,
         detector_name=DETECTOR_NAMES[current_app.config["DETECTOR"]],
         page_config={
             "emotions": list(EMOTIONS_LIST),

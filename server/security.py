@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 #: The page's scripts and styles come only from this server (no inline script; the page's one inline
 #: style block is allowed).
@@ -44,7 +44,11 @@ def init_app(app: Flask) -> None:
 def check_host_and_origin() -> None:
     """403 for a costly request from another site's page (see the module docstring); 400 for an untrusted
     ``Host`` (reading ``request.host`` checks it)."""
-    host = request.host  # raises SecurityError (400) for a host not in TRUSTED_HOSTS
+    try:
+        host = request.host  # checked against TRUSTED_HOSTS
+    except SecurityError:
+        abort(400, description=f"Host {_short(request.headers.get('Host', ''))!r} is not served; the server's "
+                               "--allowed-host option lets a name in")
     if request.method in ("GET", "HEAD", "OPTIONS") and request.endpoint not in COSTLY_ENDPOINTS:
         return
     origin = request.headers.get("Origin")

@@ -32,12 +32,35 @@ WEBCAM = "webcam"
 MAX_NAME_IN_MESSAGE = 80
 
 
+#: Names already logged as left out by ``list_videos`` (each is logged once, not on every request).
+_unlisted: set[str] = set()
+
+
+def encodes(name: str) -> bool:
+    """Whether ``name`` is valid text: a file name that is not UTF-8 comes from ``os.listdir`` with
+    surrogate escapes, which no page, URL or JSON answer can carry."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def list_videos(videos_dir: Path) -> list[str]:
-    """Names of the video files directly inside ``videos_dir`` (sorted; symbolic links left out)."""
+    """Names of the video files directly inside ``videos_dir`` (sorted; symbolic links, and names that are
+    not valid UTF-8, left out: the latter logged once each, with a hint to rename them)."""
     if not videos_dir.is_dir():
         return []
-    return sorted(p.name for p in videos_dir.iterdir()
-                  if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.is_symlink())
+    names = []
+    for path in videos_dir.iterdir():
+        if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file() or path.is_symlink():
+            continue
+        if encodes(path.name):
+            names.append(path.name)
+        elif path.name not in _unlisted:
+            _unlisted.add(path.name)
+            log.warning("video %r not offered: its file name is not valid UTF-8 (rename it)", path.name)
+    return sorted(names)
 
 
 def webcam_opens(index: int) -> bool:
@@ -88,8 +111,9 @@ class SourceCatalog:
             self.webcam_index, self.webcam_missing = None, True
         if config["SOURCE"] == WEBCAM and self.webcam_index is None:
             raise SourceError(f"webcam {config['WEBCAM_INDEX']} cannot be opened")
+        self.auto = config["SOURCE"] == "auto"  # the default follows what is there (see current_default)
         self.default, self._extra = self._choose_default(config["SOURCE"])
-        log.info("default source: %s", self.default or "none")
+        log.info("default source: %s", self.current_default() or "none")
         self._stream_options = {
             "model": app.extensions["model"], "detector": config["DETECTOR"], "min_score": config["MIN_SCORE"],
             "smoothing_half_life": max(float(config["SMOOTHING_HALF_LIFE"]), 0.0),
@@ -97,10 +121,11 @@ class SourceCatalog:
         app.extensions["sources"] = self
 
     def _choose_default(self, source: str) -> tuple[str | None, dict[str, Path]]:
-        """The default source's name, and {name: path} of a ``source`` file that is not a listed video."""
+        """The name of a default source given at start (``None`` for ``"auto"``), and {name: path} of a
+        ``source`` file that is not a listed video."""
         videos = list_videos(self.videos_dir)
         if source == "auto":
-            return (WEBCAM if self.webcam_index is not None else videos[0] if videos else None), {}
+            return None, {}
         if source == WEBCAM or source in videos:
             return source, {}
         if is_network_source(source):  # named by its address without credentials; opened when watched
@@ -112,16 +137,40 @@ class SourceCatalog:
             return path.name, {}
         if not path.is_file():
             raise SourceError(f"video file not found: {source}")
-        name = path.name if path.name not in (WEBCAM, *videos) else f"file-{path.name}"
+        name = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # shown: valid text
+        name = name if name not in (WEBCAM, *videos) else f"file-{name}"
         return name, {name: path}
 
     def names(self) -> list[str]:
         """Every source offered now, in the page's order."""
         return [*self._extra, *([WEBCAM] if self.webcam_index is not None else []), *list_videos(self.videos_dir)]
 
+    def label(self, name: str) -> str:
+        """How the page shows source ``name``: ``"webcam 0"``, a video's file name, or a network camera's
+        last path segment (its host when the path has none: ``rtsp://192.168.1.64:554/`` shows ``192.168.1.64``)."""
+        if name == WEBCAM and self.webcam_index is not None:
+            return f"webcam {int(self.webcam_index)}"
+        if is_network_source(name):
+            parts = urlsplit(name)
+            return parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.hostname or name
+        return name
+
     def current_default(self) -> str | None:
-        """The default source, unless it has gone since the start (a deleted video)."""
+        """The default source now: with ``SOURCE`` ``"auto"`` the webcam if it opened at start, else the first
+        video in ``VIDEOS_DIR`` now (a video dropped there later becomes the default, a deleted one stops
+        being it); otherwise ``SOURCE``'s, unless it has gone since the start (a deleted video): ``None``."""
+        if self.auto:
+            if self.webcam_index is not None:
+                return WEBCAM
+            videos = list_videos(self.videos_dir)
+            return videos[0] if videos else None
         return self.default if self.default in self.names() else None
+
+    def missing_default_message(self) -> str:
+        """Why there is no default source now (``current_default`` is ``None``)."""
+        if self.auto:
+            return "no video source: no webcam opens and videos/ holds no video"
+        return f"the default source {_shorten(self.default)!r} is gone; available: {', '.join(self.names()) or 'none'}"
 
     def resolve(self, name: str | None) -> tuple[str, int | Path]:
         """``(name, webcam index or file path)`` of a requested source; empty or ``None``: the default.
@@ -130,22 +179,25 @@ class SourceCatalog:
             werkzeug.exceptions.NotFound: the name is not offered (or there is no default).
         """
         if not name:
-            if self.default is None:
-                abort(404, description="no video source: no webcam opens and videos/ holds no video")
-            name = self.default
+            name = self.current_default()
+            if name is None:
+                abort(404, description=self.missing_default_message())
         if name == WEBCAM and self.webcam_index is not None:
             return WEBCAM, int(self.webcam_index)
         if name in list_videos(self.videos_dir):  # only names listed there: no paths, no links
             return name, self.videos_dir / name
         if name in self._extra:
             return name, self._extra[name]
-        shown = name if len(name) <= MAX_NAME_IN_MESSAGE else name[:MAX_NAME_IN_MESSAGE] + "…"
-        abort(404, description=f"unknown source {shown!r}; available: {', '.join(self.names()) or 'none'}")
+        abort(404, description=f"unknown source {_shorten(name)!r}; available: {', '.join(self.names()) or 'none'}")
 
     def producer(self, name: str | None) -> FrameProducer:
         """The shared producer of a requested source (see ``resolve`` for the errors)."""
         name, target = self.resolve(name)
         return self.producers.get(name, functools.partial(open_stream, target, **self._stream_options))
+
+
+def _shorten(name: str) -> str:
+    return name if len(name) <= MAX_NAME_IN_MESSAGE else name[:MAX_NAME_IN_MESSAGE] + "…"
 
 
 def catalog() -> SourceCatalog:

@@ -46,6 +46,16 @@ def test_answers_match_the_openapi_description(client, face_video):
     with pytest.raises(jsonschema.ValidationError):  # the id is required
         jsonschema.validate({"width": 1, "height": 1, "faces": [{**answer.get_json()["faces"][0], "id": None}]},
                             {**schema, "components": spec["components"]})
+    responses = spec["paths"]["/api/frames"]["post"]["responses"]
+    refused = [client.post("/api/frames?client=x", data=b"x", content_type="image/jpeg"),
+               client.post(f"/api/frames?client={CLIENT}", data=b"not an image", content_type="image/jpeg"),
+               client.post(f"/api/frames?client={CLIENT}", data=b"x", content_type="text/plain"),
+               client.post(f"/api/frames?client={CLIENT}", data=jpeg(astronaut_bgr()), content_type="image/jpeg",
+                           headers={"Origin": "http://attacker.example"})]
+    assert [r.status_code for r in refused] == [400, 400, 415, 403]
+    for response in refused:  # every refusal is documented, with its body's schema
+        ref = responses[str(response.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(response.get_json(), {**ref, "components": spec["components"]})
 
 
 def test_the_client_limit_answers_503(make_app):

@@ -25,6 +25,14 @@ def test_a_network_source_is_offered_without_its_credentials(make_app):
     assert "rtsp://127.0.0.1:9/stream1" in html and "secret" not in html and "admin" not in html
 
 
+@pytest.mark.parametrize(("url", "label"), [
+    ("rtsp://admin:secret@10.0.0.5:554/", "10.0.0.5"), ("rtsp://10.0.0.5:554/live/ch1/", "ch1"),
+    ("http://cam.lan/video", "video")])
+def test_a_network_source_has_a_label_on_the_page(make_app, url, label):
+    html = make_app(SOURCE=url).test_client().get("/").get_data(as_text=True)
+    assert f"<strong>{label}</strong>" in html and f">\n        {label}</a>" in html
+
+
 def is_message_frame(image) -> bool:
     return image is not None and image.mean() < 60 and image.max() > 200
 

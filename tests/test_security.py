@@ -25,6 +25,8 @@ def test_only_expected_host_names_are_served(make_app, host, status):
     for path in ("/", "/video_feed", "/api/openapi.json"):
         response = client.get(path, headers={"Host": host}, buffered=False)
         assert response.status_code == status, (path, host)
+        if status == 400:
+            assert "--allowed-host" in response.get_data(as_text=True)
         response.close()
 
 
@@ -136,3 +138,54 @@ def test_a_viewer_that_reads_nothing_is_dropped(face_video, tmp_path):
             time.sleep(0.2)
     finally:
         stop_server(process)
+
+
+def test_a_stalled_client_is_dropped_when_the_server_listens_on_several_sockets():
+    """A host name with IPv4 and IPv6 addresses makes waitress listen on two sockets (a MultiSocketServer,
+    whose channels are in another map): its stalled clients are dropped all the same."""
+    from waitress import create_server
+    from waitress.server import MultiSocketServer
+
+    from main import drop_stalled_clients
+
+    def endless(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return iter(lambda: b"x" * 65536, None)
+
+    server = create_server(endless, listen="127.0.0.1:0 127.0.0.1:0", threads=2, ident=None)
+    assert isinstance(server, MultiSocketServer)
+    stop = threading.Event()
+    threading.Thread(target=server.run, daemon=True).start()
+    threading.Thread(target=drop_stalled_clients, args=(server, 1.0, stop), daemon=True).start()
+    try:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        stalled.connect(("127.0.0.1", int(server.effective_listen[1][1])))
+        stalled.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(4)  # reads nothing for longer than the timeout
+        stalled.settimeout(10)
+        started = time.monotonic()
+        while True:  # what was sent before the close, then the end
+            try:
+                chunk = stalled.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            assert time.monotonic() - started < 10, "the server kept streaming to the stalled client"
+        stalled.close()
+    finally:
+        stop.set()
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_body_over_the_limit_is_refused_before_it_is_sent(live_server):
+    """The server answers 413 as soon as it reads a Content-Length over the upload limit, without waiting
+    for (and spooling) the body."""
+    client = socket.create_connection(("127.0.0.1", int(live_server.rsplit(":", 1)[1])), timeout=10)
+    client.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                   b"Content-Length: 104857600\r\n\r\n")
+    answer = client.recv(4096)
+    client.close()
+    assert answer.startswith(b"HTTP/1.1 413")

@@ -236,3 +236,41 @@ def test_bad_options_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_a_video_whose_name_is_not_utf8_is_left_out(app, client, face_video):
+    import os
+
+    (app.config["VIDEOS_DIR"] / os.fsdecode(b"caf\xe9.mp4")).write_bytes(face_video[0].read_bytes())
+    page = client.get("/")
+    assert page.status_code == 200 and face_video[0].name in page.get_data(as_text=True)
+    response = client.get("/video_feed?source=nothing.mp4")
+    assert response.status_code == 404 and "caf" not in response.get_data(as_text=True)
+
+
+def test_the_default_follows_the_videos_folder(make_app, face_video, tmp_path):
+    """With no webcam and no --source, the first video now in videos/ is the default: one dropped there
+    after the start becomes it, and when it is deleted the next one does."""
+    app = make_app(VIDEOS_DIR=tmp_path)
+    client = app.test_client()
+    assert 'id="no-source"' in client.get("/").get_data(as_text=True)
+    shutil.copy(face_video[0], tmp_path / "b.mp4")
+    html = client.get("/").get_data(as_text=True)
+    assert '<img id="stream" src="/video_feed?source=b.mp4"' in html and "the default source" in html
+    assert len(read_jpeg_frames(client.get("/video_feed", buffered=False), 1)) == 1
+    shutil.copy(face_video[0], tmp_path / "a.mp4")
+    assert '<img id="stream" src="/video_feed?source=a.mp4"' in client.get("/").get_data(as_text=True)
+    (tmp_path / "a.mp4").unlink()
+    assert '<img id="stream" src="/video_feed?source=b.mp4"' in client.get("/").get_data(as_text=True)
+
+
+def test_a_default_given_at_start_and_deleted_is_named_as_gone(make_app, face_video, tmp_path):
+    shutil.copy(face_video[0], tmp_path / "a.mp4")
+    shutil.copy(face_video[0], tmp_path / "b.mp4")
+    app = make_app(VIDEOS_DIR=tmp_path, SOURCE="a.mp4")
+    client = app.test_client()
+    (tmp_path / "a.mp4").unlink()
+    html = client.get("/").get_data(as_text=True)
+    assert 'id="no-source"' in html and "<strong>a.mp4</strong>, is no longer" in html and "b.mp4" in html
+    response = client.get("/video_feed")
+    assert response.status_code == 404 and "'a.mp4' is gone" in response.get_data(as_text=True)
