@@ -60,8 +60,9 @@ class SourceError(OSError):
 
 class CapturedFrame(NamedTuple):
     """One frame of a source: ``frame`` BGR uint8 ``(height, width, 3)``; ``index`` its number in the file
-    (from 0, starting again when a file loops; a webcam counts the frames read); ``time`` in seconds:
-    ``index / fps`` for a file, since the first frame for a webcam."""
+    (from 0, starting again when a file loops; a webcam counts the frames read); ``time`` in seconds since
+    the first frame: for a file its timestamp (right for variable-frame-rate video, as phones record; ``index
+    / fps`` where the container has none), for a webcam when it was read."""
 
     frame: np.ndarray
     index: int
@@ -163,7 +164,22 @@ class VideoCamera:
                 raise SourceError(f"no frame could be read from {self.name}")
         index = self._next_index
         self._next_index += 1
-        return CapturedFrame(frame, index, index / self.fps)
+        return CapturedFrame(frame, index, self._file_time(index))
+
+    def _file_time(self, index: int) -> float:
+        """Seconds from the file's first frame to the frame just read: the difference of their timestamps
+        (``CAP_PROP_POS_MSEC``); where that is missing or does not increase, the last frame read's time plus
+        one frame period per frame since (``index / fps`` for a file without timestamps)."""
+        msec = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        if index == 0:
+            self._first_msec, self._last = msec, (0, 0.0)
+            return 0.0
+        seconds = (msec - self._first_msec) / 1000
+        last_index, last_seconds = self._last
+        if not (math.isfinite(seconds) and seconds > last_seconds):
+            seconds = last_seconds + (index - last_index) / self.fps
+        self._last = (index, seconds)
+        return seconds
 
     def _wait_or_drop(self) -> None:
         """Paced files: sleep until the next frame is due, or skip the frames already overdue."""

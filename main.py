@@ -254,7 +254,8 @@ def annotate_main(args: argparse.Namespace) -> int:
         log.error("--end must be after --start")
         return 2
     options = Options(smoothing_half_life=args.smoothing, detector=args.detector, min_score=args.min_score,
-                      detect_every=args.detect_every, every=args.every, start=args.start, end=args.end)
+                      detect_every=args.detect_every, every=args.every, start=args.start, end=args.end,
+                      runtime=args.runtime)
     try:
         summaries = annotate_archive(args.paths, args.output, options, workers=args.workers, address=args.address,
                                      force=args.force)

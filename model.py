@@ -446,9 +446,14 @@ def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.nda
 
 
 @functools.cache
-def default_model() -> FacialExpressionModel:
-    """The shipped model (``MODEL_JSON`` + ``MODEL_WEIGHTS``, LiteRT, flip TTA), loaded once per process."""
-    return FacialExpressionModel(MODEL_JSON, MODEL_WEIGHTS)
+def default_model(runtime: str = "litert") -> FacialExpressionModel:
+    """The shipped model (``MODEL_JSON`` + ``MODEL_WEIGHTS``, flip TTA) on ``runtime`` (one of ``RUNTIMES``),
+    loaded once per process and runtime.
+
+    Raises:
+        ValueError: an unknown runtime; and ``FacialExpressionModel``'s errors.
+    """
+    return FacialExpressionModel(MODEL_JSON, MODEL_WEIGHTS, runtime=runtime)
 
 
 def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:

@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", "score", *EMOTIONS_LIST, "emotion")
 
-#: The summary's columns: one row per video (``share_<emotion>``: that emotion's share of the face-frames
-#: whose label it was; ``dominant_by_face``: ``id:emotion`` of each face id, most seen first).
-SUMMARY_COLUMNS = ("video", "status", "frames", "duration_s", "face_frames", "distinct_faces",
+#: The summary's columns: one row per video (``video``: its file name; ``report``: the name its report files
+#: start with, which tells apart videos of the same file name; ``share_<emotion>``: that emotion's share of
+#: the face-frames whose label it was; ``dominant_by_face``: ``id:emotion`` of each face id, most seen first).
+SUMMARY_COLUMNS = ("video", "report", "status", "frames", "duration_s", "face_frames", "distinct_faces",
                    *(f"share_{name}" for name in EMOTIONS_LIST), "dominant_by_face")
 
 #: Faces whose timelines the plot draws, the most seen first.
@@ -60,6 +61,7 @@ class Options:
     every: int = 1
     start: float = 0.0
     end: float | None = None
+    runtime: str = "litert"  # the model's (model.RUNTIMES)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class VideoSummary:
     """A video's row of the summary (``SUMMARY_COLUMNS``)."""
 
     video: str
+    report: str = ""
     status: str = "ok"
     frames: int = 0
     duration_s: float = 0.0
@@ -76,7 +79,7 @@ class VideoSummary:
     dominant_by_face: list[tuple[int, str]] = field(default_factory=list)
 
     def row(self) -> list:
-        return [self.video, self.status, self.frames, f"{self.duration_s:.3f}", self.face_frames,
+        return [self.video, self.report, self.status, self.frames, f"{self.duration_s:.3f}", self.face_frames,
                 self.distinct_faces, *(f"{self.shares.get(name, 0.0):.4f}" for name in EMOTIONS_LIST),
                 ";".join(f"{face_id}:{emotion}" for face_id, emotion in self.dominant_by_face)]
 
@@ -89,13 +92,18 @@ def csv_row(index: int, seconds: float, face: Face) -> list:
             face.emotion]
 
 
+#: The annotated video's time unit (s): 1/90,000, MPEG's clock, fine enough for any frame time.
+TIME_BASE = fractions.Fraction(1, 90_000)
+
+
 class AnnotatedVideoWriter:
     """The annotated copy of a video: H.264 (browsers play it) with the source's audio, through PyAV (whose
     wheel ships FFmpeg with libx264); without PyAV, MPEG-4 Part 2 (``mp4v``) through OpenCV, with a warning.
 
     Args:
         path: the ``.mp4`` to write.
-        fps: frames per second of the frames written.
+        fps: frames per second of the frames written (their rate; each frame's own time, where ``write``
+            is given one, places it: variable-frame-rate video keeps its timing, except through OpenCV).
         size: ``(width, height)`` of the frames (H.264 needs even sides: an odd last row or column is cut).
         audio_from: a video whose audio is copied in (the whole source, written frame for frame), or None.
     """
@@ -117,6 +125,8 @@ class AnnotatedVideoWriter:
         self._video = self._container.add_stream("libx264", rate=self._rate,
                                                  options={"crf": "23", "preset": "veryfast"})
         self._video.width, self._video.height, self._video.pix_fmt = *self.size, "yuv420p"
+        self._video.codec_context.time_base = TIME_BASE  # frames placed by their own times
+        self._first_time, self._last_pts = None, -1
         self._source = self._audio = self._copy = None  # streams are all added before the first packet
         if audio_from is not None:
             self._source = av.open(str(audio_from))
@@ -131,14 +141,21 @@ class AnnotatedVideoWriter:
                 self._source.close()
                 self._source = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append a BGR uint8 frame of the size given."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append a BGR uint8 frame of the size given, shown at ``time`` (seconds; the first frame written
+        is at 0) or, without one, one frame period after the previous frame."""
         if self._av is None:
             self._writer.write(frame)
             return
         picture = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:self.size[1], :self.size[0]]),
                                                    format="bgr24")
-        picture.pts, picture.time_base = self._count, 1 / self._rate
+        if time is None:
+            time = (self._first_time or 0.0) + self._count / self._rate
+        if self._first_time is None:
+            self._first_time = time
+        # the encoder needs increasing timestamps: equal or earlier ones move one tick on
+        picture.pts = self._last_pts = max(round((time - self._first_time) / TIME_BASE), self._last_pts + 1)
+        picture.time_base = TIME_BASE
         self._count += 1
         for packet in self._video.encode(picture):
             self._container.mux(packet)
@@ -206,7 +223,7 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     paths = report_paths(output_dir, name or video.stem)
     partial = {kind: path.with_name(f".{path.name}.partial{path.suffix}") for kind, path in paths.items()}
     writer = None
-    summary = VideoSummary(video.name)
+    summary = VideoSummary(video.name, name or video.stem)
     times, by_face = [], collections.defaultdict(list)  # face id -> [(time, probabilities)]
     labels: collections.Counter = collections.Counter()
     complete = False
@@ -222,12 +239,12 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
                 if end is not None and captured.time >= end:
                     break
                 frame = captured.frame
-                faces = analyzer(frame, every / camera.fps)
+                faces = analyzer(frame, captured.time - times[-1] if times else every / camera.fps)
                 if writer is None:  # the audio fits the picture only when every frame of the whole is written
                     whole = every == 1 and start == 0 and end is None
                     writer = AnnotatedVideoWriter(partial["video"], camera.fps / every,
                                                   (frame.shape[1], frame.shape[0]), video if whole else None)
-                writer.write(draw_faces(frame, faces))
+                writer.write(draw_faces(frame, faces), captured.time)
                 rows.writerows(csv_row(captured.index, captured.time, face) for face in faces)
                 times.append(captured.time)
                 for face in faces:
@@ -292,23 +309,27 @@ def plot_emotions(by_face: dict[int, list], path: Path, title: str = "") -> None
     plt.close(fig)
 
 
-def find_videos(paths: list[Path]) -> list[Path]:
+def find_videos(paths: list[Path], reports_dir: Path | None = None) -> list[Path]:
     """The video files among ``paths``: files as given, folders searched recursively (``VIDEO_SUFFIXES``),
-    in order, each once.
+    in order, each once (a file named twice, by different paths too, is found once); a folder search
+    leaves out the annotated videos (``*_annotated.mp4``) in ``reports_dir``, the reports of earlier runs.
 
     Raises:
         FileNotFoundError: a path that does not exist.
     """
-    found: dict[Path, None] = {}
+    reports_dir = reports_dir.resolve() if reports_dir is not None else None
+    found: dict[Path, Path] = {}  # resolved path -> the path as found
     for path in map(Path, paths):
         if path.is_dir():
-            found.update(dict.fromkeys(sorted(p for p in path.rglob("*")
-                                              if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())))
+            for video in sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
+                resolved = video.resolve()
+                if not (resolved.parent == reports_dir and resolved.name.endswith("_annotated.mp4")):
+                    found.setdefault(resolved, video)
         elif path.exists():
-            found[path] = None
+            found.setdefault(path.resolve(), path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    return list(found)
+    return list(found.values())
 
 
 def report_names(videos: list[Path]) -> list[str]:
@@ -321,12 +342,13 @@ def report_names(videos: list[Path]) -> list[str]:
 def annotate_one(video: Path, name: str, output_dir: Path, options: Options, progress: bool = False) -> VideoSummary:
     """One video of an archive, as a task: its reports and summary row; a failure is the row's status."""
     try:
-        _, summary = annotate_video(video, output_dir, default_model(), progress=progress, name=name,
-                                    **asdict(options))
+        settings = asdict(options)
+        model = default_model(settings.pop("runtime"))
+        _, summary = annotate_video(video, output_dir, model, progress=progress, name=name, **settings)
         return summary
     except Exception as exc:  # noqa: BLE001  (any failure of one video is that video's status)
         log.warning("cannot annotate %s: %s", video.name, exc)
-        return VideoSummary(video.name, status=f"failed: {exc or type(exc).__name__}")
+        return VideoSummary(video.name, name, status=f"failed: {exc or type(exc).__name__}")
 
 
 def annotate_archive(paths: list[Path], output_dir: Path, options: Options, workers: int | None = None,
@@ -340,13 +362,13 @@ def annotate_archive(paths: list[Path], output_dir: Path, options: Options, work
         FileNotFoundError: a path that does not exist.
         RuntimeError: Ray is asked for (``workers`` or ``address``) and not installed.
     """
-    videos = [video.resolve() for video in find_videos(paths)]  # Ray workers may run in another folder
     output_dir = output_dir.resolve()
+    videos = [video.resolve() for video in find_videos(paths, reports_dir=output_dir)]  # Ray workers: another folder
     names = report_names(videos)
     output_dir.mkdir(parents=True, exist_ok=True)
     todo = [(video, name) for video, name in zip(videos, names, strict=True)
             if force or not all(p.is_file() for p in report_paths(output_dir, name).values())]
-    done = {video: VideoSummary(**json.loads(report_paths(output_dir, name)["summary"].read_text()))
+    done = {video: VideoSummary(**{"report": name, **json.loads(report_paths(output_dir, name)["summary"].read_text())})
             for video, name in zip(videos, names, strict=True) if (video, name) not in todo}
     if workers or address:
         try:

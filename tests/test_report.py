@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import MEDIA_DIR, make_face_video, requires_media
+from helpers import MEDIA_DIR, astronaut_bgr, make_face_video, requires_media
 
 from main import main
 from model import EMOTIONS_LIST
@@ -100,6 +100,8 @@ def test_an_archive_gets_reports_and_a_summary_and_a_corrupt_file_fails_alone(ar
     rows = read_summary(output)
     assert tuple(rows[0]) == SUMMARY_COLUMNS
     assert [r["video"] for r in rows] == ["a.mp4", "b.mp4", "corrupt.mp4", "a.mp4"]
+    reports = [r["report"] for r in rows]  # the two a.mp4 told apart by the names of their reports
+    assert reports[1:3] == ["b", "corrupt"] and len(set(reports)) == 4 and reports[0].startswith("a-")
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 3 and rows[2]["status"].startswith("failed: ")
     for row in ok:
@@ -107,6 +109,7 @@ def test_an_archive_gets_reports_and_a_summary_and_a_corrupt_file_fails_alone(ar
         assert sum(float(row[f"share_{name}"]) for name in EMOTIONS_LIST) == pytest.approx(1, abs=1e-3)
         assert row["dominant_by_face"].startswith("1:")
     names = sorted(p.name for p in output.iterdir())
+    assert all(f"{row['report']}_annotated.mp4" in names for row in ok)
     assert "b_annotated.mp4" in names and "b_emotions.png" in names and "summary.csv" in names
     assert sum(name.endswith("_annotated.mp4") for name in names) == 3  # the two a.mp4 get names of their own
     assert not any(".partial" in name for name in names)  # nothing half written
@@ -122,6 +125,30 @@ def test_a_second_run_skips_what_is_done_and_force_redoes_it(archive, tmp_path):
     assert [r["status"] for r in read_summary(output)] == ["ok", "ok"]  # the rows of the earlier run
     assert main(["annotate", str(archive / "b.mp4"), "--output", str(output), "--force"]) == 0
     assert report.stat().st_mtime_ns > first
+
+
+def test_a_video_named_twice_is_annotated_once(archive, tmp_path):
+    output = tmp_path / "reports"
+    assert main(["annotate", str(archive / "b.mp4"), str(archive / "day2" / ".." / "b.mp4"), str(archive / "day2"),
+                 str(archive / "day2" / "a.mp4"), "--output", str(output)]) == 0
+    assert [(r["video"], r["report"]) for r in read_summary(output)] == [("b.mp4", "b"), ("a.mp4", "a")]
+
+
+def test_reports_inside_the_folder_searched_are_not_taken_for_videos(archive, tmp_path):
+    output = archive / "day2" / "reports"
+    for _ in range(2):
+        assert main(["annotate", str(archive / "day2"), "--output", str(output)]) == 0
+    assert [r["video"] for r in read_summary(output)] == ["a.mp4"]
+    assert not any(p.name.startswith("a_annotated_") for p in output.iterdir())
+
+
+def test_annotate_runs_the_runtime_asked_for(archive, tmp_path, monkeypatch):
+    import report
+
+    asked, load = [], report.default_model
+    monkeypatch.setattr(report, "default_model", lambda runtime="litert": asked.append(runtime) or load(runtime))
+    assert main(["annotate", str(archive / "b.mp4"), "--output", str(tmp_path / "out"), "--runtime", "keras"]) == 0
+    assert asked == ["keras"]
 
 
 def test_every_start_and_end_choose_the_frames_analysed(archive, tmp_path):
@@ -199,3 +226,40 @@ def test_audio_that_mp4_cannot_hold_is_left_out_and_the_report_made(tmp_path):
     assert main(["annotate", str(source), "--output", str(tmp_path / "out")]) == 0
     with av.open(str(tmp_path / "out" / "talk_annotated.mp4")) as result:
         assert [stream.type for stream in result.streams] == ["video"]
+
+
+def variable_rate_clip(path, av):
+    """A 4-s H.264 clip of the astronaut: 30 frames at 30 frames/s, then 30 at 10 frames/s (a phone
+    records its rate as the light allows). Returns each frame's time in seconds."""
+    import fractions
+
+    image = cv2.resize(astronaut_bgr(), (320, 320))
+    times = [i / 30 for i in range(30)] + [1 + i / 10 for i in range(30)]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 90_000)
+        for t in times:
+            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+            picture.pts, picture.time_base = round(t * 90_000), fractions.Fraction(1, 90_000)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return times
+
+
+def test_a_variable_frame_rate_video_keeps_its_timing(tmp_path):
+    av = pytest.importorskip("av")
+    times = variable_rate_clip(tmp_path / "phone.mp4", av)
+    assert main(["annotate", str(tmp_path / "phone.mp4"), "--output", str(tmp_path / "out")]) == 0
+    with (tmp_path / "out" / "phone_faces.csv").open() as f:
+        rows = {int(row["frame"]): float(row["time_s"]) for row in csv.DictReader(f)}
+    assert len(rows) == 60
+    assert [rows[i] for i in range(60)] == pytest.approx(times, abs=0.002)  # not frame / average rate
+    with av.open(str(tmp_path / "out" / "phone_annotated.mp4")) as result:
+        written = sorted(float(frame.time) for frame in result.decode(video=0))
+    assert written == pytest.approx(times, abs=0.002)
+    assert main(["annotate", str(tmp_path / "phone.mp4"), "--output", str(tmp_path / "part"), "--start", "2"]) == 0
+    with (tmp_path / "part" / "phone_faces.csv").open() as f:
+        assert min(int(row["frame"]) for row in csv.DictReader(f)) == 40  # the frame at 2.0 s
