@@ -39,12 +39,38 @@ MAX_CLASSIFY_EVERY = 8
 MAX_RECONNECT_WAIT = 30.0
 
 
+def bgr_and_gray(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` as BGR ``(height, width, 3)`` and as grayscale ``(height, width)``, both uint8: a BGR
+    frame as it is, a grayscale one (``(height, width)`` or ``(height, width, 1)``) or a BGRA one converted.
+
+    Raises:
+        ValueError: not a uint8 array of one of those shapes, or an empty one (the message names its shape
+            and dtype).
+    """
+    shape, dtype = getattr(frame, "shape", None), getattr(frame, "dtype", None)
+    if (not isinstance(frame, np.ndarray) or dtype != np.uint8 or frame.ndim not in (2, 3) or frame.size == 0
+            or (frame.ndim == 3 and shape[2] not in (1, 3, 4))):
+        raise ValueError(f"a frame must be a non-empty uint8 array, BGR (height, width, 3), BGRA or grayscale; "
+                         f"not {type(frame).__name__} of shape {shape} and dtype {dtype}")
+    if frame.ndim == 2 or shape[2] == 1:
+        gray = frame.reshape(shape[:2])
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray
+    if shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
 def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: FaceDetector,
                   max_pixels: int | None = DETECT_MAX_PIXELS) -> list[Face]:
-    """The faces of one BGR uint8 frame (a photo): searched whole (``detection.detect_faces``, with
-    ``max_pixels``), cropped and classified; largest first, without ids."""
+    """The faces of one uint8 frame (a photo; BGR, BGRA or grayscale, see ``bgr_and_gray``): searched
+    whole (``detection.detect_faces``, with ``max_pixels``), cropped and classified; largest first, without ids.
+
+    Raises:
+        ValueError: not such a frame.
+    """
+    frame, gray = bgr_and_gray(frame)
     boxes, scores = detect_faces(frame, detector, max_pixels=max_pixels)
-    return classify_faces(model, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), boxes, scores)
+    return classify_faces(model, gray, boxes, scores)
 
 
 class FaceAnalyzer:
@@ -82,15 +108,18 @@ class FaceAnalyzer:
         self._seconds_per_face = 0.0  # classification time per face, averaged over recent frames
 
     def __call__(self, frame: np.ndarray, dt: float, lap: Callable[[str], None] | None = None) -> list[Face]:
-        """The tracked faces of the next BGR uint8 frame of the video (the frame is not modified).
+        """The tracked faces of the next uint8 frame of the video (the frame is not modified).
 
         Args:
-            frame: BGR uint8 ``(height, width, 3)``.
+            frame: BGR uint8 ``(height, width, 3)`` (BGRA and grayscale are converted: ``bgr_and_gray``).
             dt: source time since the previous frame, in s.
             lap: optional callable, called with ``"detect"`` and ``"classify"`` right after each stage
                 (``benchmarks/pipeline.py`` times the stages with it).
+
+        Raises:
+            ValueError: not such a frame.
         """
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        frame, gray = bgr_and_gray(frame)
         found = self.finder(frame, gray)
         if lap:
             lap("detect")

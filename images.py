@@ -92,9 +92,12 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
             image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         sideways = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that turn by 90 degrees
         image = ImageOps.exif_transpose(image)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: scale to 8 bits
-            array = np.asarray(image, dtype=np.float32)
-            top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit grayscale: scale to 8 bits
+            array = np.nan_to_num(np.asarray(image, dtype=np.float32))
+            if image.mode == "F":  # floats: in [0, 1], in [0, 255], or scaled by their maximum
+                top = 1.0 if array.max() <= 1 else 255.0 if array.max() <= 255 else float(array.max())
+            else:
+                top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
             gray = np.clip(array * (255.0 / top), 0, 255).astype(np.uint8)
             frame = np.repeat(gray[..., np.newaxis], 3, axis=2)
         else:

@@ -146,3 +146,26 @@ def test_a_classify_budget_classifies_tracked_faces_on_every_kth_frame_only(fer_
         assert model.crops == len(frames)
     else:
         assert 2 <= model.crops <= most * len(frames)
+
+
+def test_grayscale_and_bgra_frames_are_analysed_like_bgr_and_others_refused(fer_model):
+    from helpers import astronaut_bgr
+
+    detector = make_face_detector()
+    frame = astronaut_bgr()
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    expected = analyze_frame(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), fer_model, detector)
+    assert len(expected) == 1
+    for other in (gray, gray[..., np.newaxis]):
+        (face,) = analyze_frame(other, fer_model, detector)
+        assert face.box == expected[0].box and face.score == expected[0].score
+        np.testing.assert_array_equal(face.probabilities, expected[0].probabilities)
+    bgra = analyze_frame(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA), fer_model, detector)
+    assert [f.box for f in bgra] == [f.box for f in analyze_frame(frame, fer_model, detector)]
+    analyzer = FaceAnalyzer(fer_model, detector)
+    assert [f.box for f in analyzer(gray, 0.05)] == [f.box for f in expected]
+    for bad in (np.zeros((0, 0, 3), np.uint8), frame.astype(np.float32), frame.astype(np.uint16),
+                np.zeros((8, 8, 2), np.uint8), frame.tolist()):
+        for analyse in (lambda f: analyze_frame(f, fer_model, detector), lambda f: analyzer(f, 0.05)):
+            with pytest.raises(ValueError, match="uint8"):
+                analyse(bad)
