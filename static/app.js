@@ -35,7 +35,19 @@ function faceCard(title, probabilities) {
 function livePanel() {
   const liveFaces = document.getElementById("live-faces");
   const timeline = document.getElementById("timeline");
+  const announcer = document.getElementById("live-announcer");
   const history = [];  // [time in ms, dominant emotion or null], the last minute
+  let announced = null, announcedAt = 0;
+
+  // For screen readers: the dominant expression when it changes, at most every 3 s (the bars change
+  // several times a second and are not announced).
+  function announce(emotion) {
+    const now = Date.now();
+    if (emotion === announced || now - announcedAt < 3000) return;
+    announced = emotion;
+    announcedAt = now;
+    announcer.textContent = emotion ? `Largest face: ${emotion}` : "No face";
+  }
   document.getElementById("legend").append(...EMOTIONS.map((name) => {
     const swatch = el("i");
     swatch.style.background = COLORS[name];
@@ -62,6 +74,7 @@ function livePanel() {
         : [note("No face in this frame.")]));
       history.push([Date.now(), faces.length ? faces[0].emotion : null]);  // faces[0] is the largest
       drawTimeline();
+      announce(faces.length ? faces[0].emotion : null);
     },
     end(message) {
       liveFaces.replaceChildren(note(message, "message"));
@@ -69,14 +82,35 @@ function livePanel() {
   };
 }
 
+// The stream's live panel. When the events' connection fails (the server restarted or crashed, the
+// network dropped), the page connects again, waiting 1 s, then twice as long each time (at most 5 s),
+// and then asks for the MJPEG stream again too: its <img> would keep its last frame for good.
 function startLivePanel() {
   const panel = livePanel();
-  const events = new EventSource(CONFIG.eventsUrl);
-  events.onmessage = (message) => panel.update(JSON.parse(message.data).faces);
-  events.addEventListener("end", (message) => {
-    panel.end(JSON.parse(message.data).error);
-    events.close();
-  });
+  const stream = document.getElementById("stream");
+  const streamUrl = stream && stream.getAttribute("src");
+  let wait = 1000, lost = false;
+  function connect() {
+    const events = new EventSource(CONFIG.eventsUrl);
+    events.onopen = () => {
+      if (lost && streamUrl) stream.src = `${streamUrl}${streamUrl.includes("?") ? "&" : "?"}reload=${Date.now()}`;
+      lost = false;
+      wait = 1000;
+    };
+    events.onmessage = (message) => panel.update(JSON.parse(message.data).faces);
+    events.onerror = () => {
+      events.close();
+      if (!lost) panel.end("The server cannot be reached; trying again.");
+      lost = true;
+      setTimeout(connect, wait);
+      wait = Math.min(2 * wait, 5000);
+    };
+    events.addEventListener("end", (message) => {  // the source ended: its reason, and no more tries
+      events.close();
+      panel.end(JSON.parse(message.data).error);
+    });
+  }
+  connect();
 }
 
 // Why the camera cannot be had, by the name of getUserMedia's error, and what to do about it.
@@ -122,8 +156,11 @@ async function startBrowserCamera() {
   const stats = window.cameraStats = {answers: 0, latencies: [], last: null, error: null};
   const fail = (message) => {
     stats.error = message;
-    errorBox.textContent = message;
-    errorBox.hidden = false;
+    if (errorBox.textContent !== message || errorBox.hidden) {  // an alert is announced once, not per retry
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+    }
+    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);  // no stale boxes
   };
   if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     fail("Browsers give the camera only to pages served over https or from this machine (localhost), and " +
@@ -131,8 +168,11 @@ async function startBrowserCamera() {
          "proxy (see the README), or open it on the machine that runs it.");
     return;
   }
+  let track;
   try {
-    video.srcObject = await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+    const media = await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+    [track] = media.getVideoTracks();
+    video.srcObject = media;
     await video.play();
   } catch (error) {
     fail(CAMERA_ERRORS[error.name] || `The camera cannot be used: ${error.message}`);
@@ -142,6 +182,16 @@ async function startBrowserCamera() {
     : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
   const grab = document.createElement("canvas");
   for (;;) {
+    if (track.readyState === "ended") {  // unplugged, permission revoked, or taken by another program
+      fail("The camera stopped (unplugged, its permission withdrawn, or taken by another program). " +
+           "Reload the page to start it again.");
+      panel.end("The camera stopped.");
+      return;
+    }
+    if (document.hidden) {  // a tab in the background sends nothing: its place on the server idles out
+      await new Promise((resolve) => document.addEventListener("visibilitychange", resolve, {once: true}));
+      continue;
+    }
     const scale = Math.min(1, 640 / (video.videoWidth || 640));
     grab.width = Math.round((video.videoWidth || 640) * scale);
     grab.height = Math.round((video.videoHeight || 480) * scale);
@@ -158,8 +208,8 @@ async function startBrowserCamera() {
       await sleep(2000);
       continue;
     }
-    if (!response.ok) {
-      fail(answer.error || `the server answered ${response.status}`);
+    if (!response.ok || !Array.isArray(answer.faces)) {  // an error, or an answer that is not ours (a proxy's page)
+      fail(answer.error || `the server answered ${response.status}${response.ok ? " without faces" : ""}`);
       await sleep(response.status === 503 ? 5000 : 1000);
       continue;
     }
@@ -167,8 +217,13 @@ async function startBrowserCamera() {
     stats.answers += 1;
     stats.latencies.push(performance.now() - started);
     stats.last = answer;
-    drawOverlay(overlay, video, answer);
-    panel.update(answer.faces);
+    try {
+      drawOverlay(overlay, video, answer);
+      panel.update(answer.faces);
+    } catch (error) {  // a malformed answer: shown, and the loop goes on
+      fail(`The server's answer cannot be shown: ${error.message}`);
+      await sleep(1000);
+    }
   }
 }
 
@@ -183,7 +238,9 @@ function startPhotoForm() {
     body.append("image", file);
     const response = await fetch(CONFIG.predictUrl, {method: "POST", body});
     const answer = await response.json().catch(() => ({error: `the server answered ${response.status}`}));
-    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+    if (!response.ok || !Array.isArray(answer.faces)) {
+      throw new Error(answer.error || `the server answered ${response.status}${response.ok ? " without faces" : ""}`);
+    }
     return answer;
   }
 
@@ -208,23 +265,30 @@ function startPhotoForm() {
     canvas.style.display = "block";
   }
 
+  let latest = 0;  // the photo chosen last: answers for earlier ones that arrive later are dropped
   input.addEventListener("change", async () => {
     const file = input.files[0];
     if (!file) return;
+    const mine = ++latest;
     errorBox.textContent = "";
     facesBox.replaceChildren();
     canvas.style.display = "none";
     try {
       const answer = await analyse(file);
-      facesBox.append(...answer.faces.map((face, i) => faceCard(`Face ${i + 1}: ${face.emotion}`, face.probabilities)));
+      if (mine !== latest) return;
+      facesBox.replaceChildren(...answer.faces.map((face, i) => faceCard(`Face ${i + 1}: ${face.emotion}`,
+                                                                          face.probabilities)));
       if (answer.faces.length === 0) errorBox.textContent = "No face found in this photo.";
       try {
-        draw(await createImageBitmap(file, {imageOrientation: "from-image"}), answer);
+        const image = await createImageBitmap(file, {imageOrientation: "from-image"});
+        if (mine === latest) draw(image, answer);
       } catch {
         // a format the server reads but this browser cannot show (TIFF): the results stand without the picture
       }
     } catch (error) {
+      if (mine !== latest) return;
       errorBox.textContent = `Cannot analyse this file: ${error.message}`;
+      input.value = "";  // the same file can be chosen again
     }
   });
 }

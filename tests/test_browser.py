@@ -62,3 +62,26 @@ def test_bad_photo_shows_the_error(page, tmp_path):
     bad.write_text("not an image")
     page.set_input_files("#photo-input", str(bad))
     sync_api.expect(page.locator("#photo-error")).to_contain_text("not an image", timeout=20000)
+
+
+def test_the_stream_comes_back_after_the_server_restarts(face_video, tmp_path):
+    """EventSource reconnects by itself; the page then asks for the MJPEG stream again (an <img> would
+    keep its last frame for good)."""
+    from helpers import free_port, start_server, stop_server
+
+    port = free_port()
+    process, base = start_server(["--source", str(face_video[0])], tmp_path / "log", port=port)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(base + "/")
+            page.wait_for_selector("#live-faces .face", timeout=20000)
+            stop_server(process)
+            with page.expect_request(lambda request: "/video_feed" in request.url, timeout=90000) as request:
+                process, _ = start_server(["--source", str(face_video[0])], tmp_path / "log", port=port)
+            assert "reload=" in request.value.url
+            page.wait_for_selector("#live-faces .face", timeout=20000)  # the bars are live again
+            browser.close()
+    finally:
+        stop_server(process)

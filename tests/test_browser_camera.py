@@ -153,6 +153,21 @@ def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted
             assert len(first) == len(faces) == 1 and faces[0]["id"] == first[0]["id"]
             assert sum(faces[0]["probabilities"].values()) == pytest.approx(1, abs=2e-3)
             assert page.locator("#live-faces .face").count() == 1
+            assert page.locator("#live-announcer").text_content().startswith("Largest face: ")
+            # a hidden tab sends nothing, and goes on when it is shown again
+            page.evaluate("Object.defineProperty(document, 'hidden', {value: true, configurable: true})")
+            time.sleep(1.5)  # the frame on its way when the tab was hidden is answered
+            hidden_at = page.evaluate("window.cameraStats.answers")
+            time.sleep(2)
+            assert page.evaluate("window.cameraStats.answers") == hidden_at
+            page.evaluate("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'))")
+            wait_for_answers(page, hidden_at + 3, time.monotonic() + 30)
+            # a camera that stops (unplugged) ends the loop with a message
+            page.evaluate("document.getElementById('camera').srcObject.getVideoTracks()[0].stop()")
+            assert "camera stopped" in camera_message(page, time.monotonic() + 30)
+            stopped_at = page.evaluate("window.cameraStats.answers")
+            time.sleep(2)
+            assert page.evaluate("window.cameraStats.answers") <= stopped_at + 1
         else:
             assert "denied" in camera_message(page, deadline)
         browser.close()
