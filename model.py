@@ -39,6 +39,12 @@ ROOT = Path(__file__).resolve().parent
 MODEL_JSON = ROOT / "model.json"
 MODEL_WEIGHTS = ROOT / "model_weights.h5"
 
+#: FER2013 (Kaggle's image layout: ``train/<class>/*.jpg``, ``test/<class>/*.jpg``) where the tools look
+#: for it unless given ``--data``: ``data/fer2013`` in the project, where README's "Retrain" unpacks it,
+#: else ``../shared/fer2013`` beside the project (the development machines' copy) when only that exists.
+FER_DIR = next((d for d in (ROOT / "data" / "fer2013", ROOT.parent / "shared" / "fer2013") if d.is_dir()),
+               ROOT / "data" / "fer2013")
+
 __all__ = ["EMOTIONS_LIST", "INPUT_SIZE", "FacialExpressionModel", "ModelLoadError", "classify_faces",
            "default_model", "fer2013_files", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
 
@@ -193,7 +199,7 @@ def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     """Read one FER2013 split in the Kaggle image layout, ``folder/<class>/*.jpg``.
 
     Args:
-        folder: the split's folder (e.g. ``../shared/fer2013/test``), holding one sub-folder per name
+        folder: the split's folder (e.g. ``data/fer2013/test``), holding one sub-folder per name
             of ``EMOTIONS_LIST``; images are decoded by OpenCV as the app decodes frames.
 
     Returns:

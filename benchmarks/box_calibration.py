@@ -10,6 +10,7 @@ of BlazeFace's side; the medians are printed.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -22,11 +23,15 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--media", type=Path, default=MEDIA,
+                        help="folder with faces/ (photos) and videos/fer_woman2.mp4 (default ../shared/media)")
+    media = parser.parse_args().media
     blaze = BlazeFaceDetector()
     blaze.box_scale, blaze.box_shift = 1.0, 0.0
     haar = load_face_detector()
-    images = [cv2.imread(str(p)) for p in sorted((MEDIA / "faces").iterdir())]
-    capture = cv2.VideoCapture(str(MEDIA / "videos" / "fer_woman2.mp4"))
+    images = [cv2.imread(str(p)) for p in sorted((media / "faces").iterdir())]
+    capture = cv2.VideoCapture(str(media / "videos" / "fer_woman2.mp4"))
     index = 0
     while True:
         ok, frame = capture.read()

@@ -1,6 +1,6 @@
 """Accuracy of model files on a FER2013 split, and the classifier's cost per face on this CPU.
 
-    python -m benchmarks.evaluate [--data ../shared/fer2013/test] [--model model.json --weights model_weights.h5]
+    python -m benchmarks.evaluate [--data data/fer2013/test] [--model model.json --weights model_weights.h5]
                                   [--no-tta] [--shift-tta 4] [--runtime litert|keras]
 
 Prints accuracy, per-class recall, the parameter count, and milliseconds per face for batches of 1 and
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import EMOTIONS_LIST, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel, load_fer2013_split
+from model import EMOTIONS_LIST, FER_DIR, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel, load_fer2013_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,8 @@ def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013" / "test")
+    parser.add_argument("--data", type=Path, default=FER_DIR / "test",
+                        help="the PublicTest split (default: data/fer2013/test, else ../shared/fer2013/test)")
     parser.add_argument("--model", type=Path, default=MODEL_JSON)
     parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS)
     parser.add_argument("--no-tta", action="store_true", help="without the flip test-time augmentation")

@@ -30,10 +30,10 @@ import onnxruntime as ort  # noqa: E402 (after the settings above)
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static  # noqa: E402 (after the settings above)
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402 (after the settings above)
 
-from model import MODEL_JSON, MODEL_WEIGHTS, ROOT, FacialExpressionModel, load_fer2013_split  # noqa: E402 (after the settings above)
+from model import FER_DIR, MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel, load_fer2013_split  # noqa: E402 (after the settings above)
 
 MODEL, WEIGHTS = str(MODEL_JSON), str(MODEL_WEIGHTS)
-TEST, TRAIN = ROOT.parent / "shared" / "fer2013" / "test", ROOT.parent / "shared" / "fer2013" / "train"
+TEST, TRAIN = FER_DIR / "test", FER_DIR / "train"
 
 
 class Reader(CalibrationDataReader):

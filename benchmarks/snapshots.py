@@ -1,6 +1,6 @@
 """PublicTest accuracy of trained weights before and after ``recalibrate_batch_norm``, and of combinations.
 
-    python -m benchmarks.snapshots WEIGHTS [WEIGHTS ...] [--model model.json] [--data ../shared/fer2013]
+    python -m benchmarks.snapshots WEIGHTS [WEIGHTS ...] [--model model.json] [--data data/fer2013]
 
 For each weights file (all of the architecture in ``--model``): accuracy with flip TTA and without, with
 the stored batch-norm statistics and after recomputing them on the training split (shuffled with seed 0,
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
+from model import FER_DIR, MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, nargs="+")
     parser.add_argument("--model", type=Path, default=MODEL_JSON)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013")
+    parser.add_argument("--data", type=Path, default=FER_DIR)
     args = parser.parse_args()
     test_x, test_y = load_fer2013_split(args.data / "test")
     train_x, _ = load_fer2013_split(args.data / "train")

@@ -1,7 +1,7 @@
 """Recompute a trained model's BatchNormalization statistics on un-augmented training faces.
 
     python -m tools.recalibrate_bn --weights checkpoints/vgg40/export/model_weights.h5 --out model_weights.h5 \
-        [--model model.json] [--data ../shared/fer2013/train] [--batch-size 256]
+        [--model model.json] [--data data/fer2013/train] [--batch-size 256]
 
 The notebook does this itself before export (``RECALIBRATE_BN``); this script applies the same step,
 ``model.recalibrate_batch_norm``, to weights exported without it (runs before the step existed, or
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
+from model import FER_DIR, MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=MODEL_JSON, help="architecture (model.json)")
     parser.add_argument("--weights", type=Path, required=True, help="weights to recalibrate (not changed)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the recalibrated weights")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013" / "train",
-                        help="the training split, FER2013 image layout (<class>/*.jpg)")
+    parser.add_argument("--data", type=Path, default=FER_DIR / "train",
+                        help="the training split, FER2013 image layout (<class>/*.jpg; default: "
+                             "data/fer2013/train, else ../shared/fer2013/train)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="seed of the order of the faces")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Write a trained network's soft labels on the training split: a teacher for distillation.
 
     python -m tools.soft_labels --name vgg40-shipped [--model model.json --weights model_weights.h5]
-                                [--data ../shared/fer2013] [--runtime litert|keras] [--limit N]
+                                [--data data/fer2013] [--runtime litert|keras] [--limit N]
 
 Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training image, float16, keyed by
 ``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
@@ -24,6 +24,7 @@ import numpy as np
 
 from model import (
     EMOTIONS_LIST,
+    FER_DIR,
     MODEL_JSON,
     MODEL_WEIGHTS,
     RUNTIMES,
@@ -57,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, help="the teacher's file name under docs/teachers/, no suffix")
     parser.add_argument("--model", type=Path, default=MODEL_JSON)
     parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013",
-                        help="FER2013 in the image layout, with train/ and test/")
+    parser.add_argument("--data", type=Path, default=FER_DIR,
+                        help="FER2013 in the image layout, with train/ and test/ (default: data/fer2013, else "
+                             "../shared/fer2013)")
     parser.add_argument("--out", type=Path, default=TEACHERS_DIR)
     parser.add_argument("--runtime", choices=RUNTIMES, default="litert",
                         help="of the ten-crop soft labels (the served figure always uses LiteRT, as the app)")

@@ -1,6 +1,6 @@
 """Train the app's network with Keras on JAX from one packed file: the long recipe's GPU path.
 
-    python -m tools.train_jax pack --data ../shared/fer2013 --out data/fer2013.npz [--teachers vgg40-shipped ...]
+    python -m tools.train_jax pack --data data/fer2013 --out data/fer2013.npz [--teachers vgg40-shipped ...]
     python -m tools.train_jax train --pack data/fer2013.npz --out checkpoints/jax-run [--epochs 300] [...]
 
 ``pack`` (here, where the data set and the teachers are) writes FER2013's training and PublicTest images
@@ -133,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The parsed command line; every bad ``train`` option refused (SystemExit 2, naming it and its value)."""
-    from model import ARCHITECTURES  # NumPy and OpenCV only: no Keras yet
+    from model import ARCHITECTURES, FER_DIR  # NumPy and OpenCV only: no Keras yet
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("pack", help="pack FER2013 (and teachers' soft labels) into one file")
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "fer2013")
+    p.add_argument("--data", type=Path, default=FER_DIR)
     p.add_argument("--out", type=Path, default=ROOT / "data" / "fer2013.npz")
     p.add_argument("--teachers", nargs="*", default=[], help="docs/teachers/<name>.npz names or paths")
     t = commands.add_parser("train", help="train on a packed file with Keras on JAX")
