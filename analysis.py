@@ -100,8 +100,9 @@ class FaceAnalyzer:
                  classify_budget: float | None = None) -> None:
         self.model = model
         self.finder = FaceFinder(detector, detect_every, detect_max_pixels, search_budget)
-        # a face that one full search misses is followed no more until the next: its track must outlive that
-        self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, detect_every))
+        # a face that one full search misses is followed no more until the next: its track must outlive that,
+        # with room for a background search that ends later than the one before it
+        self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, 2 * detect_every))
         self.classify_budget = classify_budget
         self.frames = 0  # frames analysed
         self.faces_classified = 0  # crops classified, over all frames (at most the faces shown)
@@ -121,6 +122,8 @@ class FaceAnalyzer:
         """
         frame, gray = bgr_and_gray(frame)
         found = self.finder(frame, gray)
+        if found.cut:  # other faces, even where a box overlaps one of the last scene's
+            self.tracker.reset()
         if lap:
             lap("detect")
         chosen = self._faces_to_classify(found.boxes)

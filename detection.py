@@ -478,10 +478,13 @@ def scene_changed(previous: np.ndarray | None, current: np.ndarray,
 
 class Found(NamedTuple):
     """The faces ``FaceFinder`` found on a frame: int32 ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` and float32
-    ``scores`` ``(N,)`` (the detector's confidence at the last full search; NaN where it gives none)."""
+    ``scores`` ``(N,)`` (the detector's confidence at the last full search; NaN where it gives none);
+    ``cut``: the picture cut to another scene since the previous frame, or changed size, so these faces
+    are not those of the previous frame (a tracker starts afresh)."""
 
     boxes: np.ndarray
     scores: np.ndarray
+    cut: bool = False
 
 
 class FaceFinder:
@@ -530,6 +533,7 @@ class FaceFinder:
         self._slow_searches = 0  # in-line searches in a row that took longer than the budget
         self._search: Future | None = None  # the background search under way
         self._search_stale = False  # whether the picture has cut to another scene since it began
+        self._previous: tuple[tuple[int, ...], np.ndarray] | None = None  # the previous frame's shape, thumbnail
 
     def __call__(self, frame: np.ndarray, gray: np.ndarray | None = None) -> Found:
         """The faces on the next frame of the video.
@@ -544,7 +548,14 @@ class FaceFinder:
         if gray is None:
             gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         small = thumbnail(gray)
-        cut = scene_changed(self._thumbnail, small)
+        # a hard cut (this frame against the previous one; a pan moves too little between two frames) or
+        # a new frame size: the faces followed so far belong to another picture, or to other coordinates
+        hard_cut = self._previous is not None and (
+            gray.shape != self._previous[0] or scene_changed(self._previous[1], small))
+        self._previous = (gray.shape, small)
+        if hard_cut:
+            self._boxes, self._scores, self._templates = np.zeros((0, 4), np.int32), np.zeros(0, np.float32), []
+        cut = hard_cut or scene_changed(self._thumbnail, small)
         due = self._since_search >= self.detect_every or cut
         if due and self._executor is None:
             self._search_in_line(frame, gray, small)
@@ -559,7 +570,7 @@ class FaceFinder:
                 self._search = self._executor.submit(self._search_faces, frame.copy(), gray)
                 self._searched(small)
         self._since_search += 1
-        return Found(self._boxes.copy(), self._scores.copy())
+        return Found(self._boxes.copy(), self._scores.copy(), hard_cut)
 
     def _search_in_line(self, frame: np.ndarray, gray: np.ndarray, small: np.ndarray) -> None:
         start = time.perf_counter()

@@ -44,6 +44,11 @@ class FaceTracker:
     _tracks: list[_Track] = field(default_factory=list)
     _next_id: int = 1
 
+    def reset(self) -> None:
+        """Forget every track (after a scene cut the faces are other faces, wherever their boxes lie); the
+        next faces get new ids (ids are never reused)."""
+        self._tracks = []
+
     def track_ids(self, boxes) -> list[int | None]:
         """The id of the track each box ``(x, y, w, h)`` would continue if ``update`` got these boxes now,
         ``None`` for a box that would start a new track."""
@@ -86,8 +91,9 @@ class FaceTracker:
         assignment = {i: self._tracks[j] for i, j in match.items()}
         continued = set(match.values())
         for j, track in enumerate(self._tracks):
-            if j not in continued:
+            if j not in continued:  # missed: the time counts towards the weight of its next classification
                 track.missed += 1
+                track.unclassified_time += max(dt, 0.0)
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         out = []
         for i, face in enumerate(faces):

@@ -89,6 +89,20 @@ def test_analyzer_drops_a_face_that_left_and_keeps_its_id_over_a_missed_search(f
     assert len(again) == 1 and again[0].id == first[0].id
 
 
+def test_a_face_after_a_cut_gets_a_new_id_even_where_the_last_scene_had_one(fer_model, face_video):
+    """A cut to another shot whose face lies where the last shot's face was: another person, a new id."""
+    frame = decoded_frames(face_video[0])[0]
+    analyzer = FaceAnalyzer(fer_model, load_face_detector(), detect_every=8)
+    (first,) = analyzer(frame, 0.05)
+    x, y, w, h = first.box
+    other_shot = np.full_like(frame, 160)  # another picture around the face, which stays
+    around = np.s_[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
+    other_shot[around] = frame[around]
+    (after,) = analyzer(other_shot, 0.05)
+    assert iou(after.box, first.box) > 0.8 and after.id != first.id
+    assert analyzer(other_shot, 0.05)[0].id == after.id  # the same shot: the same face
+
+
 @requires_media
 @pytest.mark.parametrize("name, expected", [
     ("faces/fr_two_people.jpg", 2), ("faces/fr_obama.jpg", 1), ("faces/fer_justin.jpg", 1),

@@ -175,6 +175,22 @@ def test_finder_searches_the_whole_frame_after_a_cut(face_video):
     assert finder.full_searches == 3
 
 
+@pytest.mark.parametrize("search_budget", [None, 0])  # searches in line, and in the background
+def test_finder_tells_a_cut_and_a_new_frame_size(face_video, search_budget):
+    gray = grays(face_video[0])[0]
+    finder = FaceFinder(load_face_detector(), detect_every=100, search_budget=search_budget)
+    try:
+        found = [finder(gray) for _ in range(3)]
+        assert [f.cut for f in found] == [False, False, False]  # the first frame: nothing to cut from
+        brighter = cv2.add(gray, 60)  # another picture, the face where it was
+        assert finder(brighter).cut and not finder(brighter).cut
+        resized = finder(cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2)))
+        assert resized.cut  # the boxes followed so far were in other coordinates
+        assert all(x + w <= gray.shape[1] // 2 and y + h <= gray.shape[0] // 2 for x, y, w, h in resized.boxes)
+    finally:
+        finder.close()
+
+
 @pytest.mark.parametrize("detect_every", [0, -1, 1.5, True])
 def test_finder_rejects_a_bad_search_interval(detect_every):
     with pytest.raises(ValueError, match="detect_every"):

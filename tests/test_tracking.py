@@ -91,3 +91,24 @@ def test_a_new_face_without_probabilities_is_refused():
     tracker.update([face((100, 100, 50, 50), "happy")], 0.04)
     with pytest.raises(ValueError, match="no probabilities"):
         tracker.update([Face((400, 100, 50, 50), None)], 0.04)
+
+
+def test_time_missed_counts_towards_the_next_classification():
+    """A face found again after 0.3 s unseen (one half-life) gets half the weight, as after 0.3 s of
+    frames in which it was seen but not classified."""
+    tracker = FaceTracker(half_life=0.3, max_missed=10)
+    box = (100, 100, 50, 50)
+    tracker.update([face(box, "happy", p=1.0)], 0.0375)
+    for _ in range(7):
+        tracker.update([], 0.0375)
+    (again,) = tracker.update([face(box, "sad", p=1.0)], 0.0375)  # 8 frames of 0.0375 s since the last
+    assert again.probabilities[EMOTIONS_LIST.index("sad")] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_reset_forgets_the_tracks_and_never_reuses_an_id():
+    tracker = FaceTracker()
+    box = (100, 100, 50, 50)
+    assert tracker.update([face(box, "happy")], 0.04)[0].id == 1
+    tracker.reset()
+    (after,) = tracker.update([face(box, "sad")], 0.04)
+    assert after.id == 2 and EMOTIONS_LIST[int(np.argmax(after.probabilities))] == "sad"  # nothing carried over
