@@ -17,8 +17,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -302,8 +304,9 @@ class FacialExpressionModel:
     Keras model, cached beside the weights as ``<weights stem>.<key>.tflite``, where the key is a hash
     of both files: the first load converts (this imports TensorFlow and takes seconds), later loads of
     the same files read the cache and never import TensorFlow; changed files get a new key, so a stale
-    conversion is never used (older ``.tflite`` files of those weights are removed). A folder that
-    cannot be written only costs the conversion on every load.
+    conversion is never used (older ``.tflite`` files of those weights are removed). Where the weights'
+    folder cannot be written, the cache goes to ``user_cache_dir()``; a cache that cannot be read or
+    loaded (cut short) is converted again and replaced.
 
     Args:
         model_json_file: path of the architecture JSON.
@@ -350,7 +353,7 @@ class FacialExpressionModel:
         self._model: keras.Model | None = None
         self._interpreter: _LiteRTRunner | None = None
         if runtime == "litert":
-            self._interpreter = _LiteRTRunner(self._litert_model(), threads)
+            self._interpreter = self._litert_runner(threads)
         else:
             self._model = _load_keras_model(self._json_path, self._weights_path)
         log.info("loaded %s + %s, runtime %s", self._json_path, self._weights_path, runtime)
@@ -363,29 +366,32 @@ class FacialExpressionModel:
             self._model = _load_keras_model(self._json_path, self._weights_path)
         return self._model
 
-    def _litert_model(self) -> bytes:
-        """The LiteRT flatbuffer of the two files: from the cache, else converted (and cached)."""
+    def _litert_runner(self, threads: int) -> _LiteRTRunner:
+        """The LiteRT model of the two files, from its cache when one can be read and loaded, else
+        converted and cached (see the class docstring)."""
         digest = hashlib.sha256()
         for path in (self._json_path, self._weights_path):
             digest.update(path.read_bytes())
-        cache = self._weights_path.with_name(f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite")
-        if cache.is_file():
-            return cache.read_bytes()
+        name = f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite"
+        for folder in (self._weights_path.parent, user_cache_dir()):
+            cache = folder / name
+            try:
+                return _LiteRTRunner(cache.read_bytes(), threads)
+            except FileNotFoundError:
+                continue
+            except (OSError, ModelLoadError) as exc:  # unreadable, or cut short: converted again, replaced
+                log.warning("the cached LiteRT conversion %s cannot be used (%s): converting again", cache, exc)
         content = _convert_to_litert(self.keras_model)
-        try:
-            with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=f".{cache.name}.", delete=False) as out:
-                out.write(content)
-            os.replace(out.name, cache)  # complete or absent, never half written
-            for stale in cache.parent.glob(f"{self._weights_path.stem}.*.tflite"):
-                if stale != cache:
-                    stale.unlink(missing_ok=True)
-            log.info("cached the LiteRT conversion as %s", cache)
-        except OSError as exc:
-            with contextlib.suppress(NameError, OSError):
-                os.unlink(out.name)
-            log.warning("cannot cache the LiteRT conversion beside %s (%s): converting on every start",
-                        self._weights_path, exc)
-        return content
+        runner = _LiteRTRunner(content, threads)
+        for folder in (self._weights_path.parent, user_cache_dir()):
+            try:
+                _write_cache(folder, name, self._weights_path.stem, content)
+                break
+            except OSError as exc:
+                log.warning("cannot cache the LiteRT conversion in %s (%s)", folder, exc)
+        else:
+            log.warning("the LiteRT conversion of %s is not cached: converting on every start", self._weights_path)
+        return runner
 
     def predict_proba(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Classify a batch of face crops.
@@ -504,6 +510,44 @@ def _convert_to_litert(model: keras.Model) -> bytes:
             return path.read_bytes()
     except Exception as exc:  # the converter raises many kinds of errors
         raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
+
+
+def user_cache_dir() -> Path:
+    """Where LiteRT conversions are cached when the weights' folder cannot be written (a read-only
+    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facial-expression-stream"
+
+
+def _write_cache(folder: Path, name: str, stem: str, content: bytes) -> None:
+    """Write ``folder/name`` atomically (a temporary file, flushed to disk, renamed: complete or absent,
+    readable by every user), then remove that folder's other conversions of weights ``stem``
+    (``<stem>.<16 hex digits>.tflite``) and temporary files that a killed process left over an hour ago.
+
+    Raises:
+        OSError: the folder cannot be created or written (nothing is left behind).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as out:
+        temporary = out.name
+    try:
+        with open(temporary, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # NamedTemporaryFile makes it 0600: another user could not read it
+        os.replace(temporary, folder / name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    ours = re.compile(rf"{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite")
+    leftover = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite\..+")
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if (ours.fullmatch(path.name) and path.name != name) or (
+                    leftover.fullmatch(path.name) and time.time() - path.stat().st_mtime > 3600):
+                path.unlink()
+    log.info("cached the LiteRT conversion as %s", folder / name)
 
 
 class _LiteRTRunner:

@@ -368,3 +368,61 @@ def test_one_or_two_litert_threads_give_the_same_probabilities(fer_model):
     one = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", threads=1).predict_proba(batch)
     two = FacialExpressionModel(ROOT / "model.json", ROOT / "model_weights.h5", threads=2).predict_proba(batch)
     np.testing.assert_allclose(one, two, atol=1e-5)
+
+
+def shipped_copy(folder):
+    """The shipped model's two files copied into ``folder``, and the name its LiteRT cache has there (the
+    same as beside the shipped files: the key is a hash of their contents)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("model.json", "model_weights.h5"):
+        shutil.copy(ROOT / name, folder / name)
+    (cache,) = ROOT.glob("model_weights.*.tflite")  # written when fer_model loaded
+    return cache
+
+
+def test_the_cache_goes_to_the_user_cache_folder_when_the_weights_folder_cannot_be_written(
+        fer_model, tmp_path, monkeypatch):
+    import model
+
+    cache = shipped_copy(tmp_path / "install")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    user_cache = tmp_path / "cache" / "facial-expression-stream" / cache.name
+    user_cache.parent.mkdir(parents=True)
+    user_cache.write_bytes(cache.read_bytes())  # as an earlier start would have left it
+    converted = []
+    monkeypatch.setattr(model, "_convert_to_litert", lambda keras_model: converted.append(1))
+    loaded = FacialExpressionModel(tmp_path / "install" / "model.json", tmp_path / "install" / "model_weights.h5")
+    assert converted == [] and not list((tmp_path / "install").glob("*.tflite"))
+    np.testing.assert_allclose(loaded.predict_proba(faces(3)), fer_model.predict_proba(faces(3)), atol=1e-6)
+
+
+def test_a_cache_write_is_atomic_readable_and_removes_only_its_own_stale_files(tmp_path):
+    import os
+    import time
+
+    from model import _write_cache
+
+    stale = tmp_path / "model_weights.0123456789abcdef.tflite"
+    other = tmp_path / "model_weights.v2.0123456789abcdef.tflite"
+    old_leftover = tmp_path / ".model_weights.0123456789abcdef.tflite.x1"
+    fresh_leftover = tmp_path / ".model_weights.fedcba9876543210.tflite.x2"
+    for path in (stale, other, old_leftover, fresh_leftover):
+        path.write_bytes(b"x")
+    os.utime(old_leftover, (time.time() - 7200,) * 2)  # a killed process's, two hours ago
+    _write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content")
+    assert (tmp_path / "model_weights.fedcba9876543210.tflite").read_bytes() == b"content"
+    assert (tmp_path / "model_weights.fedcba9876543210.tflite").stat().st_mode & 0o777 == 0o644
+    assert not stale.exists() and not old_leftover.exists()
+    assert other.exists() and fresh_leftover.exists()  # another weights file's cache; a conversion under way
+
+
+@pytest.mark.slow  # one LiteRT conversion
+def test_a_damaged_cache_is_converted_again_and_replaced(fer_model, tmp_path):
+    cache = shipped_copy(tmp_path)
+    damaged = tmp_path / cache.name
+    damaged.write_bytes(cache.read_bytes()[:1000])  # cut short: a crash or a full disk
+    loaded = FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5")
+    np.testing.assert_allclose(loaded.predict_proba(faces(3)), fer_model.predict_proba(faces(3)), atol=1e-6)
+    assert damaged.stat().st_size == cache.stat().st_size
