@@ -553,8 +553,9 @@ class FaceFinder:
         hard_cut = self._previous is not None and (
             gray.shape != self._previous[0] or scene_changed(self._previous[1], small))
         self._previous = (gray.shape, small)
-        if hard_cut:
+        if hard_cut:  # nothing to follow; a search is due until one begins (one under way is stale below)
             self._boxes, self._scores, self._templates = np.zeros((0, 4), np.int32), np.zeros(0, np.float32), []
+            self._since_search = self.detect_every
         cut = hard_cut or scene_changed(self._thumbnail, small)
         due = self._since_search >= self.detect_every or cut
         if due and self._executor is None:

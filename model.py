@@ -21,7 +21,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -373,19 +373,20 @@ class FacialExpressionModel:
         for path in (self._json_path, self._weights_path):
             digest.update(path.read_bytes())
         name = f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite"
-        for folder in (self._weights_path.parent, user_cache_dir()):
+        for folder in _cache_folders(self._weights_path.parent):
             cache = folder / name
             try:
                 return _LiteRTRunner(cache.read_bytes(), threads)
             except FileNotFoundError:
                 continue
-            except (OSError, ModelLoadError) as exc:  # unreadable, or cut short: converted again, replaced
-                log.warning("the cached LiteRT conversion %s cannot be used (%s): converting again", cache, exc)
+            except (OSError, ModelLoadError) as exc:  # unreadable, or cut short: not used, and replaced
+                log.warning("the cached LiteRT conversion %s cannot be used: %s", cache, exc)
         content = _convert_to_litert(self.keras_model)
         runner = _LiteRTRunner(content, threads)
-        for folder in (self._weights_path.parent, user_cache_dir()):
-            try:
-                _write_cache(folder, name, self._weights_path.stem, content)
+        for folder in _cache_folders(self._weights_path.parent):
+            try:  # stale conversions removed beside the weights only: the user's folder serves every install
+                _write_cache(folder, name, self._weights_path.stem, content,
+                             remove_stale=folder == self._weights_path.parent)
                 break
             except OSError as exc:
                 log.warning("cannot cache the LiteRT conversion in %s (%s)", folder, exc)
@@ -457,7 +458,6 @@ def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.nda
             for box, score, classify in zip(boxes, scores, chosen, strict=True)]
 
 
-@functools.cache
 def default_model(runtime: str = "litert") -> FacialExpressionModel:
     """The shipped model (``MODEL_JSON`` + ``MODEL_WEIGHTS``, flip TTA) on ``runtime`` (one of ``RUNTIMES``),
     loaded once per process and runtime.
@@ -465,6 +465,11 @@ def default_model(runtime: str = "litert") -> FacialExpressionModel:
     Raises:
         ValueError: an unknown runtime; and ``FacialExpressionModel``'s errors.
     """
+    return _shipped_model(runtime)
+
+
+@functools.cache
+def _shipped_model(runtime: str) -> FacialExpressionModel:  # one cache key per runtime, however it is named
     return FacialExpressionModel(MODEL_JSON, MODEL_WEIGHTS, runtime=runtime)
 
 
@@ -514,14 +519,29 @@ def _convert_to_litert(model: keras.Model) -> bytes:
 
 def user_cache_dir() -> Path:
     """Where LiteRT conversions are cached when the weights' folder cannot be written (a read-only
-    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``."""
+    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``.
+
+    Raises:
+        RuntimeError: no ``XDG_CACHE_HOME`` and no home folder (``Path.home``).
+    """
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facial-expression-stream"
 
 
-def _write_cache(folder: Path, name: str, stem: str, content: bytes) -> None:
+def _cache_folders(weights_folder: Path) -> Iterator[Path]:
+    """The folders a LiteRT cache is looked for and written in, in order: the weights' own, then (asked for
+    only when that one did not serve) the user's, where there is one."""
+    yield weights_folder
+    try:
+        yield user_cache_dir()
+    except RuntimeError as exc:  # a container's user without a home
+        log.info("no user cache folder: %s", exc)
+
+
+def _write_cache(folder: Path, name: str, stem: str, content: bytes, remove_stale: bool = True) -> None:
     """Write ``folder/name`` atomically (a temporary file, flushed to disk, renamed: complete or absent,
-    readable by every user), then remove that folder's other conversions of weights ``stem``
-    (``<stem>.<16 hex digits>.tflite``) and temporary files that a killed process left over an hour ago.
+    readable by every user), then remove temporary files that a killed process left there over an hour
+    ago and, with ``remove_stale``, the folder's other conversions of weights ``stem``
+    (``<stem>.<16 hex digits>.tflite``).
 
     Raises:
         OSError: the folder cannot be created or written (nothing is left behind).
@@ -544,7 +564,7 @@ def _write_cache(folder: Path, name: str, stem: str, content: bytes) -> None:
     leftover = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite\..+")
     for path in folder.iterdir():
         with contextlib.suppress(OSError):
-            if (ours.fullmatch(path.name) and path.name != name) or (
+            if (remove_stale and ours.fullmatch(path.name) and path.name != name) or (
                     leftover.fullmatch(path.name) and time.time() - path.stat().st_mtime > 3600):
                 path.unlink()
     log.info("cached the LiteRT conversion as %s", folder / name)

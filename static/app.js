@@ -76,8 +76,10 @@ function livePanel() {
       drawTimeline();
       announce(faces.length ? faces[0].emotion : null);
     },
-    end(message) {
+    end(message) {  // shown, and read out (the bars are not)
       liveFaces.replaceChildren(note(message, "message"));
+      announcer.textContent = message;
+      announced = undefined;
     },
   };
 }
@@ -100,7 +102,8 @@ function startLivePanel() {
     events.onmessage = (message) => panel.update(JSON.parse(message.data).faces);
     events.onerror = () => {
       events.close();
-      if (!lost) panel.end("The server cannot be reached; trying again.");
+      // an HTTP error is not told apart from a lost connection (EventSource does not say which)
+      if (!lost) panel.end("The stream cannot be reached (the server stopped, or the source is gone); trying again.");
       lost = true;
       setTimeout(connect, wait);
       wait = Math.min(2 * wait, 5000);

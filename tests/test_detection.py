@@ -184,9 +184,19 @@ def test_finder_tells_a_cut_and_a_new_frame_size(face_video, search_budget):
         assert [f.cut for f in found] == [False, False, False]  # the first frame: nothing to cut from
         brighter = cv2.add(gray, 60)  # another picture, the face where it was
         assert finder(brighter).cut and not finder(brighter).cut
-        resized = finder(cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2)))
-        assert resized.cut  # the boxes followed so far were in other coordinates
-        assert all(x + w <= gray.shape[1] // 2 and y + h <= gray.shape[0] // 2 for x, y, w, h in resized.boxes)
+        def faces_on(picture):  # in the background a cut's search ends a frame or more after it
+            found, deadline = finder(picture), time.monotonic() + 10
+            while len(found.boxes) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                found = finder(picture)
+            return found
+
+        before = faces_on(gray)
+        larger = cv2.resize(gray, (gray.shape[1] * 3 // 2, gray.shape[0] * 3 // 2))
+        assert finder(larger).cut  # the boxes followed so far were in other coordinates
+        resized = faces_on(larger)
+        assert len(before.boxes) == len(resized.boxes) == 1
+        assert iou(resized.boxes[0], [round(v * 1.5) for v in before.boxes[0]]) > 0.6  # in the new coordinates
     finally:
         finder.close()
 

@@ -389,13 +389,36 @@ def test_the_cache_goes_to_the_user_cache_folder_when_the_weights_folder_cannot_
     cache = shipped_copy(tmp_path / "install")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     user_cache = tmp_path / "cache" / "facial-expression-stream" / cache.name
-    user_cache.parent.mkdir(parents=True)
-    user_cache.write_bytes(cache.read_bytes())  # as an earlier start would have left it
-    converted = []
+    write = model._write_cache
+
+    def read_only_install(folder, *args, **kwargs):  # the tests run as root, which chmod does not stop
+        if folder == tmp_path / "install":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return write(folder, *args, **kwargs)
+
+    monkeypatch.setattr(model, "_write_cache", read_only_install)
+    monkeypatch.setattr(model, "_convert_to_litert", lambda keras_model: cache.read_bytes())  # no 16-s conversion
+    install = tmp_path / "install"
+    first = FacialExpressionModel(install / "model.json", install / "model_weights.h5")
+    assert user_cache.read_bytes() == cache.read_bytes() and not list(install.glob("*.tflite"))
+    converted = []  # the next start reads the user's cache
     monkeypatch.setattr(model, "_convert_to_litert", lambda keras_model: converted.append(1))
-    loaded = FacialExpressionModel(tmp_path / "install" / "model.json", tmp_path / "install" / "model_weights.h5")
-    assert converted == [] and not list((tmp_path / "install").glob("*.tflite"))
-    np.testing.assert_allclose(loaded.predict_proba(faces(3)), fer_model.predict_proba(faces(3)), atol=1e-6)
+    again = FacialExpressionModel(install / "model.json", install / "model_weights.h5")
+    assert converted == []
+    for loaded in (first, again):
+        np.testing.assert_allclose(loaded.predict_proba(faces(3)), fer_model.predict_proba(faces(3)), atol=1e-6)
+
+
+def test_a_good_cache_beside_the_weights_needs_no_home_folder(fer_model, tmp_path, monkeypatch):
+    import pathlib
+
+    shipped_copy(tmp_path)
+    (cache,) = ROOT.glob("model_weights.*.tflite")
+    (tmp_path / cache.name).write_bytes(cache.read_bytes())
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(pathlib.Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(
+        RuntimeError("Could not determine home directory."))))
+    FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5")
 
 
 def test_a_cache_write_is_atomic_readable_and_removes_only_its_own_stale_files(tmp_path):
@@ -411,10 +434,12 @@ def test_a_cache_write_is_atomic_readable_and_removes_only_its_own_stale_files(t
     for path in (stale, other, old_leftover, fresh_leftover):
         path.write_bytes(b"x")
     os.utime(old_leftover, (time.time() - 7200,) * 2)  # a killed process's, two hours ago
+    _write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content", remove_stale=False)
+    assert stale.exists() and not old_leftover.exists()  # the user's folder: another install's may be "stale"
     _write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content")
     assert (tmp_path / "model_weights.fedcba9876543210.tflite").read_bytes() == b"content"
     assert (tmp_path / "model_weights.fedcba9876543210.tflite").stat().st_mode & 0o777 == 0o644
-    assert not stale.exists() and not old_leftover.exists()
+    assert not stale.exists()
     assert other.exists() and fresh_leftover.exists()  # another weights file's cache; a conversion under way
 
 
