@@ -50,15 +50,17 @@ def make_tiny_fer(root, per_class):
                 cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
 
 
-def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640, 360)):
-    """Write an MP4 in which the astronaut moves right and grows; return the face box of every frame."""
+def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640, 360), travel: float = 1.0):
+    """Write an MP4 in which the astronaut moves right and grows (over ``travel`` of the whole way: a short
+    clip with a small travel moves as little per frame as a long one, not like a cut each frame); return
+    the face box of every frame."""
     width, height = size
     image = astronaut_bgr()
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     assert writer.isOpened(), "OpenCV cannot write MP4 here"
     boxes = []
     for i in range(n_frames):
-        t = i / max(n_frames - 1, 1)
+        t = travel * i / max(n_frames - 1, 1)
         scale = 0.7 + 0.3 * t
         scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         x0, y0 = int(20 + t * (width - scaled.shape[1] - 40)), int(10 + 20 * t)

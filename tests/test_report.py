@@ -83,7 +83,7 @@ def archive(tmp_path):
     folder = tmp_path / "archive"
     (folder / "day2").mkdir(parents=True)
     for path in (folder / "a.mp4", folder / "b.mp4", folder / "day2" / "a.mp4"):
-        make_face_video(path, n_frames=12)
+        make_face_video(path, n_frames=12, travel=0.3)
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00 ftypisom" + b"x" * 500)
     (folder / "notes.txt").write_text("not a video")
     return folder
