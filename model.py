@@ -368,11 +368,34 @@ class FacialExpressionModel:
 
     def _litert_runner(self, threads: int) -> _LiteRTRunner:
         """The LiteRT model of the two files, from its cache when one can be read and loaded, else
-        converted and cached (see the class docstring)."""
+        converted and cached (see the class docstring); one process at a time converts the same files."""
         digest = hashlib.sha256()
         for path in (self._json_path, self._weights_path):
             digest.update(path.read_bytes())
         name = f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite"
+        runner = self._cached_runner(name, threads, warn=True)
+        if runner is not None:
+            return runner
+        with _conversion_lock(name):
+            runner = self._cached_runner(name, threads, warn=False)  # converted by another process meanwhile
+            if runner is not None:
+                return runner
+            content = _convert_to_litert(self.keras_model)
+            runner = _LiteRTRunner(content, threads)
+            for folder in _cache_folders(self._weights_path.parent):
+                try:  # stale conversions removed beside the weights only: the user's folder serves every install
+                    _write_cache(folder, name, self._weights_path.stem, content,
+                                 remove_stale=folder == self._weights_path.parent)
+                    break
+                except OSError as exc:
+                    log.warning("cannot cache the LiteRT conversion in %s (%s)", folder, exc)
+            else:
+                log.warning("the LiteRT conversion of %s is not cached: converting on every start",
+                            self._weights_path)
+        return runner
+
+    def _cached_runner(self, name: str, threads: int, warn: bool) -> _LiteRTRunner | None:
+        """The cached conversion ``name`` from the first cache folder that has a usable one, else None."""
         for folder in _cache_folders(self._weights_path.parent):
             cache = folder / name
             try:
@@ -380,19 +403,9 @@ class FacialExpressionModel:
             except FileNotFoundError:
                 continue
             except (OSError, ModelLoadError) as exc:  # unreadable, or cut short: not used, and replaced
-                log.warning("the cached LiteRT conversion %s cannot be used: %s", cache, exc)
-        content = _convert_to_litert(self.keras_model)
-        runner = _LiteRTRunner(content, threads)
-        for folder in _cache_folders(self._weights_path.parent):
-            try:  # stale conversions removed beside the weights only: the user's folder serves every install
-                _write_cache(folder, name, self._weights_path.stem, content,
-                             remove_stale=folder == self._weights_path.parent)
-                break
-            except OSError as exc:
-                log.warning("cannot cache the LiteRT conversion in %s (%s)", folder, exc)
-        else:
-            log.warning("the LiteRT conversion of %s is not cached: converting on every start", self._weights_path)
-        return runner
+                if warn:
+                    log.warning("the cached LiteRT conversion %s cannot be used: %s", cache, exc)
+        return None
 
     def predict_proba(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Classify a batch of face crops.
@@ -535,6 +548,32 @@ def _cache_folders(weights_folder: Path) -> Iterator[Path]:
         yield user_cache_dir()
     except RuntimeError as exc:  # a container's user without a home
         log.info("no user cache folder: %s", exc)
+
+
+@contextlib.contextmanager
+def _conversion_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<temp folder>/facial-expression-stream-<name>.lock`` (``fcntl.flock``),
+    so that processes starting together on the same weights (the server and ``annotate``, an archive's
+    Ray workers) convert once, not once each (seconds of CPU and about 1 GB of memory each). Where the
+    lock cannot be had (no ``fcntl``, a lock file of another user), the conversion goes ahead unlocked."""
+    try:
+        import fcntl
+
+        descriptor = os.open(Path(tempfile.gettempdir()) / f"facial-expression-stream-{name}.lock",
+                             os.O_RDWR | os.O_CREAT, 0o666)
+    except (ImportError, OSError) as exc:
+        log.info("converting without a lock: %s", exc)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is converting the same weights to LiteRT: waiting for it")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _write_cache(folder: Path, name: str, stem: str, content: bytes, remove_stale: bool = True) -> None:

@@ -451,3 +451,34 @@ def test_a_damaged_cache_is_converted_again_and_replaced(fer_model, tmp_path):
     loaded = FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5")
     np.testing.assert_allclose(loaded.predict_proba(faces(3)), fer_model.predict_proba(faces(3)), atol=1e-6)
     assert damaged.stat().st_size == cache.stat().st_size
+
+
+def test_two_loads_at_once_convert_once(fer_model, tmp_path, monkeypatch):
+    """Two processes (here threads: flock locks are per open file) loading the same new weights at once:
+    one converts, the other waits and reads its cache."""
+    import threading
+    import time
+
+    import model
+
+    cache = shipped_copy(tmp_path / "install")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    conversions = []
+
+    def slow_conversion(keras_model):
+        conversions.append(1)
+        time.sleep(1.0)
+        return cache.read_bytes()
+
+    monkeypatch.setattr(model, "_convert_to_litert", slow_conversion)
+    monkeypatch.setattr(FacialExpressionModel, "keras_model", property(lambda self: None))  # no Keras load
+    install, loaded = tmp_path / "install", []
+    threads = [threading.Thread(target=lambda: loaded.append(FacialExpressionModel(
+        install / "model.json", install / "model_weights.h5"))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(loaded) == 2 and conversions == [1]
+    for each in loaded:
+        np.testing.assert_allclose(each.predict_proba(faces(2)), fer_model.predict_proba(faces(2)), atol=1e-6)
