@@ -166,3 +166,18 @@ def write_y4m(path: Path, frames, fps: int = 20) -> Path:
             out.write(b"FRAME\n")
             out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
+
+
+def read_until_closed(sock: socket.socket, deadline: float) -> int:
+    """Read ``sock`` until the server closes it (or resets it); the bytes read. Fails past ``deadline``
+    (monotonic s): the server kept sending."""
+    received = 0
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += len(chunk)
+        assert time.monotonic() < deadline, f"the server kept sending ({received} bytes)"
