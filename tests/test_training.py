@@ -182,6 +182,7 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
         assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"].startswith("jax") and metrics["epochs"] == 1
+    assert metrics["jit_compile"] is True  # else every step runs op by op (the augmentation layers refuse XLA)
     assert metrics["teachers"] == [str(teacher)] and metrics["alpha"] == 0.5 and metrics["mixup"] == 0.2
     half_width = make_model(architecture="vgg", crop=40, width=0.5)  # the trainer's defaults at --width 0.5
     assert metrics["width"] == 0.5 and metrics["parameters"] == half_width.count_params() < 5_744_711 / 3
