@@ -11,8 +11,9 @@
 # Because the cosine schedule needs its length before the first step, a 3-epoch probe run comes first: it
 # times one epoch and everything that is not an epoch (start, decoding, compiling, export); the real run then
 # gets as many epochs as fit in what is left, at most --max-epochs (default 300, the recipe of Khaireddin &
-# Chen 2021). When $OUT is set (the device tool's output folder), the run's model files, figures and log are
-# copied there, the weights in parts of at most 12 MB (the tool brings back files of up to 16 MiB):
+# Chen 2021). With --epochs among the options there is no probe (for a call too short to spend on one).
+# When $OUT is set (the device tool's output folder), the run's model files, figures and log are copied there,
+# the weights in parts of at most 12 MB (the tool brings back files of up to 16 MiB):
 # `cat model_weights.h5.part-* > model_weights.h5` puts them together.
 set -euo pipefail
 if [ $# -lt 3 ]; then
@@ -33,13 +34,15 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 log=${OUT:-$run}/train.log
 mkdir -p "$run" "$(dirname "$log")"
 
+probe_epochs() {  # prints the number of epochs that fit after a 3-epoch probe run
+local probe started probe_seconds count
 probe=$(mktemp -d)
 started=$SECONDS
 "$python" -m tools.train_jax train --pack "$pack" --out "$probe" --epochs 3 --warmup-epochs 1 "$@" 2>&1 \
-  | tee "$log" | grep -E "train_jax|Error|error" || true
+  | tee "$log" | grep -E "train_jax|Error|error" >&2 || true
 probe_seconds=$((SECONDS - started))
 [ -f "$probe/metrics.json" ] || { echo "the probe run failed: see $log" >&2; exit 1; }
-epochs=$("$python" - "$probe/history.csv" "$probe_seconds" "$((seconds - SECONDS))" "$max_epochs" <<'EOF'
+count=$("$python" - "$probe/history.csv" "$probe_seconds" "$((seconds - SECONDS))" "$max_epochs" <<'EOF'
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 probe, left, most = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -52,8 +55,16 @@ print(epochs)
 EOF
 )
 rm -rf "$probe"
-[ "$epochs" -ge 5 ] || { echo "too little time left for a run ($epochs epochs)" >&2; exit 1; }
-"$python" -m tools.train_jax train --pack "$pack" --out "$run" --epochs "$epochs" "$@" 2>&1 \
+[ "$count" -ge 5 ] || { echo "too little time left for a run ($count epochs)" >&2; exit 1; }
+echo "$count"
+}
+
+epochs=()
+if [[ " $* " != *" --epochs "* ]]; then
+  count=$(probe_epochs "$@") || exit 1
+  epochs=(--epochs "$count")
+fi
+"$python" -m tools.train_jax train --pack "$pack" --out "$run" "${epochs[@]}" "$@" 2>&1 \
   | tee -a "$log" | grep -E "train_jax|Error|error" | grep -v "^.*epoch [0-9]*/[0-9]*:" || true
 tail -n 3 "$log"
 [ -f "$run/metrics.json" ] || { echo "the run failed: see $log" >&2; exit 1; }
