@@ -198,6 +198,30 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     assert (out / "best.weights.h5").read_bytes() == best and len((out / "history.csv").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
+def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_the_model(tmp_path):
+    pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
+    from tools.train_jax import pack
+
+    make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
+    packed = pack(tmp_path / "fer", tmp_path / "pack.npz", [])
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", "tools/device_train.sh", str(packed), str(tmp_path / "run"), "600", "--epochs", "1",
+                           "--batch-size", "8", "--width", "0.5"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "probe" not in done.stdout + done.stderr  # --epochs given: no probe run
+    parts = sorted(out.glob("model_weights.h5.part-*"))
+    assert parts and all(part.stat().st_size <= 12 * 2**20 for part in parts)
+    (tmp_path / "model_weights.h5").write_bytes(b"".join(part.read_bytes() for part in parts))
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    model = FacialExpressionModel(out / "model.json", tmp_path / "model_weights.h5", runtime="keras")
+    assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, C)
+    assert (out / "train.log").stat().st_size > 0
+
+
 @pytest.mark.parametrize("option", [["--width", "0"], ["--width", "5"], ["--epochs", "0"], ["--batch-size", "1"],
                                     ["--crop", "8"], ["--learning-rate", "0"], ["--mixup", "-1"], ["--alpha", "2"],
                                     ["--label-smoothing", "1"], ["--temperature", "0"], ["--weight-decay", "-1"]])
