@@ -135,13 +135,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The parsed command line; every bad ``train`` option refused (SystemExit 2, naming it and its value)."""
     from model import ARCHITECTURES, FER_DIR  # NumPy and OpenCV only: no Keras yet
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("pack", help="pack FER2013 (and teachers' soft labels) into one file")
+    p = commands.add_parser("pack", help="pack FER2013 (and teachers' soft labels) into one file",
+                            allow_abbrev=False)
     p.add_argument("--data", type=Path, default=FER_DIR)
     p.add_argument("--out", type=Path, default=ROOT / "data" / "fer2013.npz")
     p.add_argument("--teachers", nargs="*", default=[], help="docs/teachers/<name>.npz names or paths")
-    t = commands.add_parser("train", help="train on a packed file with Keras on JAX")
+    t = commands.add_parser("train", help="train on a packed file with Keras on JAX", allow_abbrev=False)
     t.add_argument("--pack", type=Path, default=ROOT / "data" / "fer2013.npz")
     t.add_argument("--out", type=Path, required=True, help="folder for the model files, backups and figures")
     t.add_argument("--architecture", choices=ARCHITECTURES, default="vgg")
@@ -280,7 +281,9 @@ def train(args: argparse.Namespace) -> dict:
     # Keras compiles a model only when all its layers say they support XLA, and RandomTranslation,
     # RandomRotation and RandomZoom say they do not (TensorFlow's XLA lacks their image transform). On JAX
     # that would run every training step op by op, without jax.jit, tens of times slower; there these
-    # layers' transform (keras.ops.image.affine_transform: jax.scipy.ndimage.map_coordinates) compiles.
+    # layers' transform (keras.ops.image.affine_transform: jax.scipy.ndimage.map_coordinates) compiles. All
+    # the augmentation layers are marked (the others already say so). Their random state is a model variable
+    # that the jitted step carries forward, so each step still draws new transformations.
     for layer in augment.layers if augment else []:
         layer.supports_jit = True
     model.compile(optimizer=optimizer, loss=loss, metrics=[LabelAccuracy()], jit_compile=True)
