@@ -223,9 +223,8 @@ def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_th
     refused = tmp_path / "refused"  # the trainer fails in a folder that holds a run's files: nothing comes back
     refused.mkdir()
     done = subprocess.run(["bash", "tools/device_train.sh", str(tmp_path / "gone.npz"), str(tmp_path / "run"), "600",
-                           "--epochs=2",
-                           "--batch-size", "8", "--width", "0.5"], cwd=ROOT, env={**env, "OUT": str(refused)},
-                          capture_output=True, text=True, timeout=600)
+                           "--epochs=2", "--batch-size", "8", "--width", "0.5"], cwd=ROOT,
+                          env={**env, "OUT": str(refused)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1 and "the run failed" in done.stderr, done.stdout[-3000:] + done.stderr[-3000:]
     assert "probe" not in done.stderr and sorted(path.name for path in refused.iterdir()) == ["train.log"]
 

@@ -58,11 +58,12 @@ probe_epochs() {  # prints how many epochs fit in what is left, after a 3-epoch 
   # epoch_seconds leaves out each epoch's backup (BackupAndRestore writes after the logs): 1.3 covers it
   # (GPU runs 1 and 2: 1.2 to 1.64 s an epoch by epoch_seconds, about 19% more from one log line to the next)
   count=$("$python" - "$probe/history.csv" "$((SECONDS - started))" "$((seconds - SECONDS))" "$max_epochs" <<'EOF'
-import csv, math, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
+import math, sys
+from training import read_history
+seconds = read_history(sys.argv[1])["epoch_seconds"]
 probe, left, most = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-epoch = max(float(row["epoch_seconds"]) for row in rows[1:])  # the first epoch includes compiling
-fixed = probe - sum(float(row["epoch_seconds"]) for row in rows) + (float(rows[0]["epoch_seconds"]) - epoch)
+epoch = seconds[1:].max()  # the first epoch includes compiling
+fixed = probe - seconds.sum() + (seconds[0] - epoch)
 epochs = max(0, min(most, math.floor((left - 1.2 * fixed) / (1.3 * epoch))))
 print(f"probe: {probe:.0f} s, an epoch {epoch:.2f} s, the rest {fixed:.0f} s; {left:.0f} s left: "
       f"{epochs} epochs", file=sys.stderr)
