@@ -47,6 +47,14 @@ class SourceStopped(RuntimeError):
     """The producer's source failed; the message says why."""
 
 
+class ServerShuttingDown(SourceStopped):
+    """The producer was stopped (``FrameProducer.stop``: the server is shutting down); the source itself did
+    not fail, so a viewer may come back once a server runs again."""
+
+
+SHUTTING_DOWN = "the server is shutting down"
+
+
 class FrameProducer:
     """Runs ``open_stream()`` in a background thread while viewers ask for frames.
 
@@ -88,7 +96,8 @@ class FrameProducer:
 
         Raises:
             SourceStopped: the source failed (its message; also when it failed between this viewer's
-                last frame, ``after`` > 0, and this call), or no frame came within ``timeout`` seconds.
+                last frame, ``after`` > 0, and this call), or no frame came within ``timeout`` seconds;
+                ``ServerShuttingDown`` (a subclass) when ``stop`` ended the run.
         """
         deadline = time.monotonic() + timeout
         with self._condition:
@@ -96,7 +105,7 @@ class FrameProducer:
                 if self._error is not None and after > 0:
                     # a viewer of the run that failed, busy sending a frame when it failed: tell it rather
                     # than reopen the source behind its back (new viewers, after=0, start a new run)
-                    raise SourceStopped(self._error)
+                    raise self._stopped()
                 self._frame, self._error = None, None
                 self._thread = threading.Thread(target=self._run, args=(self._last_thread,),
                                                 name=f"producer {self.name}", daemon=True)
@@ -110,7 +119,7 @@ class FrameProducer:
                         raise SourceStopped(f"no frame from {self.name} within {timeout:g} s")
                     self._condition.wait(remaining)
                 if self._error is not None:
-                    raise SourceStopped(self._error)
+                    raise self._stopped()
                 return self._frame
             finally:
                 self._waiting -= 1
@@ -118,16 +127,20 @@ class FrameProducer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the producer thread after its current frame and wait up to ``timeout`` s for it to
-        release its camera; waiting viewers get ``SourceStopped``. Later viewers start it again."""
+        release its camera; waiting viewers get ``ServerShuttingDown``. Later viewers start it again."""
         with self._condition:
             self._stopping = True
-            self._error = "the server is shutting down"
+            self._error = SHUTTING_DOWN
             self._condition.notify_all()
         thread = self._last_thread
         if thread is not None:
             thread.join(timeout)
         with self._condition:
             self._stopping = False
+
+    def _stopped(self) -> SourceStopped:
+        """The error for viewers of a run that ended with ``self._error``."""
+        return ServerShuttingDown(self._error) if self._error == SHUTTING_DOWN else SourceStopped(self._error)
 
     def _run(self, previous: threading.Thread | None) -> None:
         if previous is not None:
@@ -210,12 +223,15 @@ def mjpeg_stream(producer: FrameProducer, timeout: float = 10.0,
 def result_events(producer: FrameProducer, max_rate: float = 5.0, timeout: float = 10.0) -> Iterator[str]:
     """Yield server-sent events ``data: {"frame": n, "faces": [...]}`` for the producer's frames, at most
     ``max_rate`` per second (frames in between are skipped), until the source stops; then one event
-    ``event: end`` with ``data: {"error": reason}``."""
+    ``event: end`` with ``data: {"error": reason}``, on which the page stops listening. When the server shuts
+    down, the events end without it: the source did not end, and the page connects again."""
     number, interval = 0, 1.0 / max_rate
     while True:
         started = time.monotonic()
         try:
             frame = producer.wait_for_frame(number, timeout)
+        except ServerShuttingDown:
+            return
         except SourceStopped as exc:
             yield f"event: end\ndata: {json.dumps({'error': str(exc)})}\n\n"
             return

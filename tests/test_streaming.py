@@ -6,7 +6,7 @@ import time
 import pytest
 
 from camera import SourceError
-from streaming import FrameProducer, SourceStopped, mjpeg_stream
+from streaming import FrameProducer, ServerShuttingDown, SourceStopped, mjpeg_stream, result_events
 
 
 class FakeStream:
@@ -156,6 +156,20 @@ def test_stop_releases_the_camera_and_tells_waiting_viewers():
     assert cameras[0].released and not producer.running
     assert errors == ["the server is shutting down"]
     assert producer.wait_for_frame(0, timeout=5).number > 0  # a later viewer starts it again
+
+
+def test_events_end_without_an_end_event_at_shutdown_but_with_one_when_the_source_ends():
+    """The page stops listening on ``event: end``; after a server restart it must connect again."""
+    producer, _ = make(delay=0.05)
+    events = result_events(producer, max_rate=100)
+    assert next(events).startswith("data: ")
+    threading.Timer(0.2, producer.stop).start()
+    rest = list(events)  # ends once stop() is called
+    assert rest and all(event.startswith("data: ") for event in rest)
+    with pytest.raises(ServerShuttingDown):
+        producer.wait_for_frame(10**6, timeout=5)  # a viewer of the stopped run (after > 0) is told why
+    ended, _ = make(frames=3)
+    assert list(result_events(ended, max_rate=100))[-1] == 'event: end\ndata: {"error": "fake ended"}\n\n'
 
 
 def test_an_unexpected_error_reaches_viewers_as_its_kind_only():
