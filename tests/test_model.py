@@ -1,10 +1,12 @@
 """FacialExpressionModel on the shipped weights: shapes, probabilities, bad inputs, bad files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from helpers import FER_DIR, ROOT, requires_fer
+from helpers import FER_DIR, ROOT, make_tiny_fer, requires_fer
 
 from model import (
     EMOTIONS_LIST,
@@ -482,3 +484,26 @@ def test_two_loads_at_once_convert_once(fer_model, tmp_path, monkeypatch):
     assert len(loaded) == 2 and conversions == [1]
     for each in loaded:
         np.testing.assert_allclose(each.predict_proba(faces(2)), fer_model.predict_proba(faces(2)), atol=1e-6)
+
+
+@pytest.mark.slow  # runs the shipped model in a process of its own
+def test_evaluate_reports_a_confusion_matrix_that_matches_its_figures(tmp_path):
+    make_tiny_fer(tmp_path / "fer", {"test": 3})
+    figure = tmp_path / "cm.png"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.evaluate", "--data", str(tmp_path / "fer" / "test"),
+                           "--figure", str(figure)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    counts = np.array(report["confusion_matrix"])
+    assert counts.shape == (len(EMOTIONS_LIST), len(EMOTIONS_LIST))
+    assert counts.sum(axis=1).tolist() == [3] * len(EMOTIONS_LIST)  # rows: the true class
+    assert report["accuracy"] == round(np.trace(counts) / counts.sum(), 4)
+    assert [report["per_class_recall"][name] for name in EMOTIONS_LIST] == [round(c / 3, 4) for c in np.diag(counts)]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_figure_refuses_a_matrix_of_other_classes(tmp_path):
+    from benchmarks.evaluate import save_confusion_figure
+
+    with pytest.raises(ValueError, match="7x7"):
+        save_confusion_figure(np.ones((6, 6), int), tmp_path / "cm.png", "six classes")
