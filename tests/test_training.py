@@ -294,6 +294,16 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
     with pytest.raises(SystemExit):  # an existing model is not replaced unasked
         ensemble.main(["--member", *members[1], "--member", *members[0], "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "model_weights.h5").read_bytes() == written
+    ensemble.main(["--split", str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5"),
+                   "--out", str(tmp_path / "members")])  # and back: each member as a network of its own
+    for i, alone in enumerate(apart):
+        member = tmp_path / "members" / f"member_{i}"
+        np.testing.assert_allclose(load(member / "model.json", member / "model_weights.h5").predict_proba(faces),
+                                   alone, atol=1e-5)
+        make_model(architecture="course").load_weights(member / "model_weights.h5")  # as INITIAL_WEIGHTS loads them
+    with pytest.raises(SystemExit):  # one network is not an ensemble
+        ensemble.main(["--split", *members[0], "--out", str(tmp_path / "not-split")])
+    assert not (tmp_path / "not-split").exists()
 
 
 def test_an_ensemble_needs_two_members():

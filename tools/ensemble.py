@@ -3,12 +3,17 @@
     python -m tools.ensemble --member model.json model_weights.h5 \
         --member checkpoints/student1/export/model.json checkpoints/student1/export/model_weights.h5 \
         --out checkpoints/ensemble
+    python -m tools.ensemble --split model.json model_weights.h5 --out checkpoints/members
 
 Writes ``OUT/model.json`` + ``OUT/model_weights.h5``, which ``FacialExpressionModel`` (and so
 ``python -m benchmarks.evaluate --model OUT/model.json --weights OUT/model_weights.h5``) loads like any
 single network: one input ``(N, 48, 48, 1)``, the members side by side, a ``keras.layers.Average`` of their
 softmax outputs (issue 14's way to ship an ensemble without changing the app). Its cost per face is the sum
 of the members'.
+
+``--split`` does the reverse: each member of an ensemble's files as a network of its own,
+``OUT/member_<i>/model.json`` + ``model_weights.h5`` (to fine-tune one, as the notebook's ``INITIAL_WEIGHTS``
+takes one network's weights, or to write its soft labels).
 """
 
 from __future__ import annotations
@@ -43,24 +48,57 @@ def make_ensemble(members: list[tuple[Path, Path]]):
     return keras.Model(face, probabilities, name="ensemble")
 
 
+def split_ensemble(json_file: Path, weights_file: Path) -> list:
+    """The member networks (``keras.Model`` each) of an ensemble that ``make_ensemble`` built, in their order.
+
+    Raises:
+        ValueError: the files hold one network, not an ensemble of them.
+        FileNotFoundError, model.ModelLoadError: as ``FacialExpressionModel``.
+    """
+    import keras
+
+    ensemble = FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    if len(members) < 2:
+        raise ValueError(f"{json_file} holds one network, not an ensemble: use its files as they are")
+    return members
+
+
+def _write(network, folder: Path, overwrite: bool) -> None:
+    existing = [name for name in ("model.json", "model_weights.h5") if (folder / name).exists()]
+    if existing and not overwrite:
+        raise SystemExit(f"{folder} already holds {' and '.join(existing)}: choose another --out or pass --overwrite")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(network.to_json(), encoding="utf-8")
+    network.save(folder / "model_weights.h5", include_optimizer=False)  # as the notebook exports
+    log.info("wrote %s/model.json and model_weights.h5 (%s parameters)", folder, f"{network.count_params():,}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--member", type=Path, nargs=2, action="append", required=True,
-                        metavar=("MODEL_JSON", "WEIGHTS_H5"), help="one network's two files (twice or more)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--member", type=Path, nargs=2, action="append",
+                      metavar=("MODEL_JSON", "WEIGHTS_H5"), help="one network's two files (twice or more)")
+    what.add_argument("--split", type=Path, nargs=2, metavar=("MODEL_JSON", "WEIGHTS_H5"),
+                      help="an ensemble's two files: write each member to OUT/member_<i>/")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.json and model_weights.h5")
     parser.add_argument("--overwrite", action="store_true", help="replace model files already in OUT")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.split:
+        try:
+            members = split_ensemble(*args.split)
+        except ValueError as exc:
+            parser.error(str(exc))
+        for i, network in enumerate(members):
+            _write(network, args.out / f"member_{i}", args.overwrite)
+        return
     if len(args.member) < 2:
         parser.error("an ensemble needs at least two --member")
-    existing = [name for name in ("model.json", "model_weights.h5") if (args.out / name).exists()]
-    if existing and not args.overwrite:
-        parser.error(f"{args.out} already holds {' and '.join(existing)}: choose another --out or pass --overwrite")
-    ensemble = make_ensemble(args.member)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "model.json").write_text(ensemble.to_json(), encoding="utf-8")
-    ensemble.save(args.out / "model_weights.h5", include_optimizer=False)  # as the notebook exports
-    log.info("wrote %s/model.json and model_weights.h5 (%s parameters)", args.out, f"{ensemble.count_params():,}")
+    try:
+        _write(make_ensemble(args.member), args.out, args.overwrite)
+    except SystemExit as exc:
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":
