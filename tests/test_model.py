@@ -97,11 +97,20 @@ def test_a_crop_outside_the_face_is_refused(crop):
 
 @pytest.mark.slow  # builds or runs Keras models (TensorFlow)
 def test_shipped_model_is_the_one_its_metrics_describe(fer_model):
+    import keras
+
     metrics = json.loads((ROOT / "docs" / "metrics.json").read_text())
-    built = make_model(architecture=metrics["architecture"], crop=metrics.get("crop"), width=metrics.get("width", 1.0))
-    assert fer_model.keras_model.count_params() == built.count_params() == metrics["parameters"]
-    assert [layer.__class__.__name__ for layer in fer_model.keras_model.layers] == \
-        [layer.__class__.__name__ for layer in built.layers]
+    members = metrics.get("members", [metrics])  # an ensemble's (tools.ensemble) lists its networks'
+    built = [make_model(architecture=m["architecture"], crop=m.get("crop"), width=m.get("width", 1.0)) for m in members]
+    shipped = fer_model.keras_model
+    assert shipped.count_params() == sum(network.count_params() for network in built) == metrics["parameters"]
+    networks = [layer for layer in shipped.layers if isinstance(layer, keras.Model)]
+    if "members" not in metrics:
+        networks = [shipped]
+    assert len(networks) == len(built)
+    for network, expected in zip(networks, built, strict=True):
+        assert [layer.__class__.__name__ for layer in network.layers] == \
+            [layer.__class__.__name__ for layer in expected.layers]
 
 
 @pytest.mark.parametrize("bad, error", [
