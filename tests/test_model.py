@@ -170,14 +170,14 @@ def test_exported_json_is_keras_json():
 @requires_fer
 @pytest.mark.slow  # the whole PublicTest split or a whole real clip
 def test_publictest_accuracy(fer_model):
-    """The shipped model's accuracy on FER2013 PublicTest: 68.57% measured (README), so a model that
-    lost more than half a point, e.g. shipped without its recalibrated BatchNormalization statistics
-    (65.92%), fails."""
+    """The shipped model's accuracy on FER2013 PublicTest: 69.43% measured (README), so a model that
+    lost more than half a point fails: one of its two networks alone (the better one: 68.63%, measured on the
+    same machine), or a network shipped without its recalibrated BatchNormalization statistics (65.92%)."""
     faces, labels = load_fer2013_split(FER_DIR / "test")
     predictions = fer_model.predict_proba(faces).argmax(axis=1)
     accuracy = float((predictions == labels).mean())
     assert len(labels) == 3589
-    assert accuracy >= 0.68, f"PublicTest accuracy {accuracy:.4f}"
+    assert accuracy >= 0.689, f"PublicTest accuracy {accuracy:.4f}"
 
 
 def test_flip_tta_makes_a_face_and_its_mirror_equal(fer_model):
