@@ -86,7 +86,10 @@ def main() -> None:
     counts = confusion_matrix(labels, predictions, labels=range(len(EMOTIONS_LIST)))
     accuracy = float((predictions == labels).mean())
     if args.figure:
-        save_confusion_figure(counts, args.figure, f"PublicTest as served, rows normalised (accuracy {accuracy:.1%})")
+        split = "PublicTest" if args.data.name == "test" else args.data.name
+        tta = "no TTA" if args.no_tta else "ten-crop" if args.shift_tta else "flip TTA"
+        save_confusion_figure(counts, args.figure,
+                              f"{split}, {args.runtime}, {tta}, rows normalised (accuracy {accuracy:.1%})")
     print(json.dumps({
         "data": str(args.data), "images": int(len(labels)), "flip_tta": model.flip_tta,
         "shift_tta": model.shift_tta, "runtime": args.runtime,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import FER_DIR, MODEL_JSON, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
+from model import FER_DIR, FacialExpressionModel, load_fer2013_split, recalibrate_batch_norm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, nargs="+")
-    parser.add_argument("--model", type=Path, default=MODEL_JSON)
+    parser.add_argument("--model", type=Path,
+                        help="the networks' architecture (default: the model.json beside the first WEIGHTS)")
     parser.add_argument("--data", type=Path, default=FER_DIR)
     args = parser.parse_args()
+    args.model = args.model or args.weights[0].with_name("model.json")
     test_x, test_y = load_fer2013_split(args.data / "test")
     train_x, _ = load_fer2013_split(args.data / "train")
     train_x = train_x[np.random.default_rng(0).permutation(len(train_x))]

@@ -301,9 +301,18 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
         np.testing.assert_allclose(load(member / "model.json", member / "model_weights.h5").predict_proba(faces),
                                    alone, atol=1e-5)
         make_model(architecture="course").load_weights(member / "model_weights.h5")  # as INITIAL_WEIGHTS loads them
+    with pytest.raises(ValueError):  # the error the notebook turns into its INITIAL_WEIGHTS message
+        make_model(architecture="course").load_weights(tmp_path / "out" / "model_weights.h5")
     with pytest.raises(SystemExit):  # one network is not an ensemble
         ensemble.main(["--split", *members[0], "--out", str(tmp_path / "not-split")])
     assert not (tmp_path / "not-split").exists()
+    with pytest.raises(SystemExit):  # nor is a file that is not there
+        ensemble.main(["--split", str(tmp_path / "none.json"), members[0][1], "--out", str(tmp_path / "not-split")])
+    (tmp_path / "members" / "member_0" / "model_weights.h5").unlink()
+    with pytest.raises(SystemExit):  # member_1 is taken: nothing is written, member_0 included
+        ensemble.main(["--split", str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5"),
+                       "--out", str(tmp_path / "members")])
+    assert not (tmp_path / "members" / "member_0" / "model_weights.h5").exists()
 
 
 def test_an_ensemble_needs_two_members():

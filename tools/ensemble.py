@@ -22,7 +22,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from model import INPUT_SIZE, FacialExpressionModel
+from model import INPUT_SIZE, FacialExpressionModel, ModelLoadError
 
 log = logging.getLogger("ensemble")
 
@@ -64,10 +64,11 @@ def split_ensemble(json_file: Path, weights_file: Path) -> list:
     return members
 
 
-def _write(network, folder: Path, overwrite: bool) -> None:
-    existing = [name for name in ("model.json", "model_weights.h5") if (folder / name).exists()]
-    if existing and not overwrite:
-        raise SystemExit(f"{folder} already holds {' and '.join(existing)}: choose another --out or pass --overwrite")
+def _existing(folder: Path) -> list[str]:
+    return [name for name in ("model.json", "model_weights.h5") if (folder / name).exists()]
+
+
+def _write(network, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").write_text(network.to_json(), encoding="utf-8")
     network.save(folder / "model_weights.h5", include_optimizer=False)  # as the notebook exports
@@ -85,20 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace model files already in OUT")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.split:
-        try:
-            members = split_ensemble(*args.split)
-        except ValueError as exc:
-            parser.error(str(exc))
-        for i, network in enumerate(members):
-            _write(network, args.out / f"member_{i}", args.overwrite)
-        return
-    if len(args.member) < 2:
+    if args.member and len(args.member) < 2:
         parser.error("an ensemble needs at least two --member")
+    if args.member and (names := _existing(args.out)) and not args.overwrite:  # before the networks load
+        parser.error(f"{args.out} already holds {' and '.join(names)}: choose another --out or pass --overwrite")
     try:
-        _write(make_ensemble(args.member), args.out, args.overwrite)
-    except SystemExit as exc:
+        networks = split_ensemble(*args.split) if args.split else [make_ensemble(args.member)]
+    except (ValueError, OSError, ModelLoadError) as exc:  # no ensemble, missing or unreadable files
         parser.error(str(exc))
+    folders = [args.out / f"member_{i}" for i in range(len(networks))] if args.split else [args.out]
+    taken = [f"{folder} already holds {' and '.join(names)}" for folder in folders if (names := _existing(folder))]
+    if taken and not args.overwrite:  # before anything is written
+        parser.error(f"{'; '.join(taken)}: choose another --out or pass --overwrite")
+    for network, folder in zip(networks, folders, strict=True):
+        _write(network, folder)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Write a trained network's soft labels on the training split: a teacher for distillation.
 
-    python -m tools.soft_labels --name vgg40-shipped [--model model.json --weights model_weights.h5]
-                                [--data data/fer2013] [--runtime litert|keras] [--limit N]
+    python -m tools.soft_labels --name vgg40-run3 --model checkpoints/run3/export/model.json \
+        --weights checkpoints/run3/export/model_weights.h5 [--data data/fer2013] [--runtime litert|keras] [--limit N]
 
 Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training image, float16, keyed by
 ``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
 PublicTest figures: accuracy as the app serves it (flip TTA) and with ten crops, per-class recall.
+``--model``/``--weights`` default to the app's files, which now hold two networks (their soft labels are the
+ensemble's); teacher 1, ``vgg40-shipped``, is the first of them alone (``python -m tools.ensemble --split``).
 The train notebook's ``TEACHERS`` parameter and ``tools/train_jax.py --teachers`` read them. Ten crops:
 the four 40x40 corner crops and the center one, each also mirrored (``FacialExpressionModel``'s
 ``shift_tta=4`` with ``flip_tta``), as in Khaireddin & Chen 2021 (arXiv:2105.03588).

@@ -19,7 +19,7 @@ with TensorFlow.
 
 On the device machine (JAX, h5py and OpenCV, no Keras): carry the wheels of keras, namex and optree
 (the device README says how), the pack (``data/`` is ignored by git: name it in ``carry``), and keep
-the call under its 64-MiB limit, for example by moving ``model_weights.h5`` (23 MB) out of the
+the call under its 64-MiB limit, for example by moving ``model_weights.h5`` (46 MB, two networks) out of the
 checkout for that call.
 """
 
