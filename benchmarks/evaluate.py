@@ -79,12 +79,12 @@ def main() -> None:
         images, labels = load_fer2013_split(args.data)
     except FileNotFoundError as exc:  # a message, not a traceback, as before the reader moved to model.py
         raise SystemExit(str(exc)) from exc
-    predictions = model.predict_proba(images).argmax(axis=1)
-    recall = {name: round(float((predictions[labels == i] == i).mean()), 4) for i, name in enumerate(EMOTIONS_LIST)}
     from sklearn.metrics import confusion_matrix
 
-    counts = confusion_matrix(labels, predictions, labels=range(len(EMOTIONS_LIST)))
-    accuracy = float((predictions == labels).mean())
+    predictions = model.predict_proba(images).argmax(axis=1)
+    counts = confusion_matrix(labels, predictions, labels=range(len(EMOTIONS_LIST)))  # accuracy and recall follow
+    recall = {name: round(float(counts[i, i] / counts[i].sum()), 4) for i, name in enumerate(EMOTIONS_LIST)}
+    accuracy = float(np.trace(counts) / counts.sum())
     if args.figure:
         split = "PublicTest" if args.data.name == "test" else args.data.name
         tta = "no TTA" if args.no_tta else "ten-crop" if args.shift_tta else "flip TTA"

@@ -68,6 +68,12 @@ def _existing(folder: Path) -> list[str]:
     return [name for name in ("model.json", "model_weights.h5") if (folder / name).exists()]
 
 
+def _refuse_taken(parser: argparse.ArgumentParser, folders: list[Path], overwrite: bool) -> None:
+    taken = [f"{folder} already holds {' and '.join(names)}" for folder in folders if (names := _existing(folder))]
+    if taken and not overwrite:
+        parser.error(f"{'; '.join(taken)}: choose another --out or pass --overwrite")
+
+
 def _write(network, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").write_text(network.to_json(), encoding="utf-8")
@@ -88,16 +94,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.member and len(args.member) < 2:
         parser.error("an ensemble needs at least two --member")
-    if args.member and (names := _existing(args.out)) and not args.overwrite:  # before the networks load
-        parser.error(f"{args.out} already holds {' and '.join(names)}: choose another --out or pass --overwrite")
+    if args.member:  # before the networks load
+        _refuse_taken(parser, [args.out], args.overwrite)
     try:
         networks = split_ensemble(*args.split) if args.split else [make_ensemble(args.member)]
     except (ValueError, OSError, ModelLoadError) as exc:  # no ensemble, missing or unreadable files
         parser.error(str(exc))
     folders = [args.out / f"member_{i}" for i in range(len(networks))] if args.split else [args.out]
-    taken = [f"{folder} already holds {' and '.join(names)}" for folder in folders if (names := _existing(folder))]
-    if taken and not args.overwrite:  # before anything is written
-        parser.error(f"{'; '.join(taken)}: choose another --out or pass --overwrite")
+    if args.split:  # all member folders, before anything is written
+        _refuse_taken(parser, folders, args.overwrite)
     for network, folder in zip(networks, folders, strict=True):
         _write(network, folder)
 
