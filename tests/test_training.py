@@ -313,6 +313,16 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
         ensemble.main(["--split", str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5"),
                        "--out", str(tmp_path / "members")])
     assert not (tmp_path / "members" / "member_0" / "model_weights.h5").exists()
+    keras.utils.set_random_seed(3)
+    third = make_model(architecture="course")
+    (tmp_path / "m3.json").write_text(third.to_json())
+    third.save(tmp_path / "m3.h5", include_optimizer=False)
+    apart.append(load(tmp_path / "m3.json", tmp_path / "m3.h5").predict_proba(faces))
+    ensemble.main(["--member", str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5"),
+                   "--member", str(tmp_path / "m3.json"), str(tmp_path / "m3.h5"), "--out", str(tmp_path / "three")])
+    three = load(tmp_path / "three" / "model.json", tmp_path / "three" / "model_weights.h5")
+    np.testing.assert_allclose(three.predict_proba(faces), sum(apart) / 3, atol=1e-5)  # equal weights, not nested
+    assert len(ensemble.split_ensemble(tmp_path / "three" / "model.json", tmp_path / "three" / "model_weights.h5")) == 3
 
 
 def test_an_ensemble_needs_two_members():

@@ -1,7 +1,7 @@
 """Several trained networks as one Keras functional model that averages their probabilities.
 
     python -m tools.ensemble --member model.json model_weights.h5 \
-        --member checkpoints/student1/export/model.json checkpoints/student1/export/model_weights.h5 \
+        --member checkpoints/run4/export/model.json checkpoints/run4/export/model_weights.h5 \
         --out checkpoints/ensemble
     python -m tools.ensemble --split model.json model_weights.h5 --out checkpoints/members
 
@@ -9,7 +9,9 @@ Writes ``OUT/model.json`` + ``OUT/model_weights.h5``, which ``FacialExpressionMo
 ``python -m benchmarks.evaluate --model OUT/model.json --weights OUT/model_weights.h5``) loads like any
 single network: one input ``(N, 48, 48, 1)``, the members side by side, a ``keras.layers.Average`` of their
 softmax outputs (issue 14's way to ship an ensemble without changing the app). Its cost per face is the sum
-of the members'.
+of the members'. A ``--member`` that is itself such an ensemble (the app's files, today) joins as its
+networks, so every network gets the same weight: the first command above makes a three-network ensemble of
+the app's two and run 4's one.
 
 ``--split`` does the reverse: each member of an ensemble's files as a network of its own,
 ``OUT/member_<i>/model.json`` + ``model_weights.h5`` (to fine-tune one, as the notebook's ``INITIAL_WEIGHTS``
@@ -27,22 +29,33 @@ from model import INPUT_SIZE, FacialExpressionModel, ModelLoadError
 log = logging.getLogger("ensemble")
 
 
+def _networks_of(model) -> list:
+    """The member networks of an ensemble that ``make_ensemble`` built, in their order; ``[model]`` for one network."""
+    import keras
+
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return members if len(members) >= 2 else [model]
+
+
 def make_ensemble(members: list[tuple[Path, Path]]):
-    """The ``keras.Model`` averaging the members' probabilities; ``members``: ``(model.json, weights)`` pairs.
+    """The ``keras.Model`` averaging the networks' probabilities with equal weights.
+
+    ``members``: ``(model.json, weights)`` pairs, each one network or an ensemble of them (which joins as
+    its networks, so that every network weighs the same).
 
     Raises:
-        ValueError: fewer than two members.
+        ValueError: fewer than two networks in all.
         FileNotFoundError, model.ModelLoadError: as ``FacialExpressionModel``.
     """
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least two members, not {len(members)}")
     import keras  # after FacialExpressionModel's first Keras load has quieted TensorFlow's start-up
 
-    networks = []
-    for i, (json_file, weights_file) in enumerate(members):
-        network = FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model
+    loaded = [FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model
+              for json_file, weights_file in members]
+    networks = [network for model in loaded for network in _networks_of(model)]
+    for i, network in enumerate(networks):
         network.name = f"member_{i}"  # unique names inside the ensemble
-        networks.append(network)
     face = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="face")
     probabilities = keras.layers.Average(name="mean_probabilities")([network(face) for network in networks])
     return keras.Model(face, probabilities, name="ensemble")
@@ -55,10 +68,7 @@ def split_ensemble(json_file: Path, weights_file: Path) -> list:
         ValueError: the files hold one network, not an ensemble of them.
         FileNotFoundError, model.ModelLoadError: as ``FacialExpressionModel``.
     """
-    import keras
-
-    ensemble = FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model
-    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    members = _networks_of(FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model)
     if len(members) < 2:
         raise ValueError(f"{json_file} holds one network, not an ensemble: use its files as they are")
     return members
@@ -85,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--member", type=Path, nargs=2, action="append",
-                      metavar=("MODEL_JSON", "WEIGHTS_H5"), help="one network's two files (twice or more)")
+                      metavar=("MODEL_JSON", "WEIGHTS_H5"),
+                      help="one network's two files, or an ensemble's (which joins as its networks); twice or more")
     what.add_argument("--split", type=Path, nargs=2, metavar=("MODEL_JSON", "WEIGHTS_H5"),
                       help="an ensemble's two files: write each member to OUT/member_<i>/")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.json and model_weights.h5")
