@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 
-#: The shipped model: the architecture (Keras JSON) and the weights (Keras HDF5) that train.ipynb exports.
+#: The shipped model: the architecture (Keras JSON) and the weights (Keras HDF5); train.ipynb exports one network,
+#: tools.ensemble joins several (the shipped files hold two).
 MODEL_JSON = ROOT / "model.json"
 MODEL_WEIGHTS = ROOT / "model_weights.h5"
 
@@ -297,8 +298,9 @@ class ModelLoadError(RuntimeError):
 class FacialExpressionModel:
     """A trained classifier loaded once from ``model.json`` + ``model_weights.h5``.
 
-    The two files are what ``train.ipynb`` exports: the architecture as Keras JSON
-    (``model.to_json()``) and the weights as a Keras HDF5 file.
+    The two files are what ``train.ipynb`` exports (one network) or ``tools.ensemble`` writes (several
+    networks averaged, as the shipped files are): the architecture as Keras JSON (``model.to_json()``)
+    and the weights as a Keras HDF5 file.
 
     With the default LiteRT runtime the network that runs is an int8 dynamic-range conversion of the
     Keras model, cached beside the weights as ``<weights stem>.<key>.tflite``, where the key is a hash

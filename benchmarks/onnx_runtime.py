@@ -1,5 +1,8 @@
 """ONNX Runtime vs LiteRT int8 vs Keras for the shipped classifier: PublicTest accuracy (flip TTA) and ms/face.
 
+The app's files: they held the course CNN when ``docs/benchmarks/onnx-runtime.txt`` was measured, and the
+two-network ensemble today.
+
 Needs packages the app does not, so it runs in a virtual environment of its own:
 
     python3 -m venv /tmp/ortvenv

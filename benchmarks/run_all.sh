@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Every figure of the README's "Speed", "Face detectors", "Stable labels" and "Many viewers" sections, in
-# one run on an otherwise idle machine; each command's output goes to docs/benchmarks/<name>.txt.
+# The figures of the README's "Runtime", "Speed", "Stable labels" and "Many viewers" sections, in one run on
+# an otherwise idle machine; each command's output goes to docs/benchmarks/<name>.txt. ("Face detectors"
+# has its own commands: benchmarks.face_finding and the BlazeFace rows of load.) It measures the app's
+# files: the evaluate-*.txt, pipeline-*, label-stability and load-* outputs in git were measured when those
+# held member 1 alone (the README says so); run again, they measure the two-network model.
 #
 #   bash benchmarks/run_all.sh            # needs ../shared/media (the clips) and ../shared/fer2013/test
 #

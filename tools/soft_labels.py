@@ -58,8 +58,9 @@ def accuracy_figures(model: FacialExpressionModel, faces: np.ndarray, labels: np
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="the teacher's file name under docs/teachers/, no suffix")
-    parser.add_argument("--model", type=Path, default=MODEL_JSON)
-    parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS)
+    parser.add_argument("--model", type=Path, default=MODEL_JSON,
+                        help="default: the app's model.json (two networks today: the ensemble's soft labels)")
+    parser.add_argument("--weights", type=Path, default=MODEL_WEIGHTS, help="default: the app's model_weights.h5")
     parser.add_argument("--data", type=Path, default=FER_DIR,
                         help="FER2013 in the image layout, with train/ and test/ (default: data/fer2013, else "
                              "../shared/fer2013)")

@@ -1,4 +1,4 @@
-"""Train the app's network with Keras on JAX from one packed file: the long recipe's GPU path.
+"""Train one network of the app's architecture with Keras on JAX from one packed file: the long recipe's GPU path.
 
     python -m tools.train_jax pack --data data/fer2013 --out data/fer2013.npz [--teachers vgg40-shipped ...]
     python -m tools.train_jax train --pack data/fer2013.npz --out checkpoints/jax-run [--epochs 300] [...]
