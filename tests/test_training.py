@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 
 import keras
 import numpy as np
@@ -216,10 +217,13 @@ def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_th
     parts = sorted(out.glob("model_weights.h5.part-*"))
     assert parts and all(part.stat().st_size <= 12 * 2**20 for part in parts)
     (tmp_path / "model_weights.h5").write_bytes(b"".join(part.read_bytes() for part in parts))
-    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
-    model = FacialExpressionModel(out / "model.json", tmp_path / "model_weights.h5", runtime="keras")
+    assert sorted(path.name for path in out.iterdir() if "part-" not in path.name) == ["run.tar", "train.log"]
+    with tarfile.open(out / "run.tar") as files:  # 4 files for a run: two runs fit one call's 8
+        files.extractall(tmp_path, filter="data")
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+    model = FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5", runtime="keras")
     assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, C)
-    assert (out / "train.log").stat().st_size > 0
+    assert (out / "train.log").stat().st_size > 0 and (tmp_path / "history.csv").is_file()
     refused = tmp_path / "refused"  # the trainer fails in a folder that holds a run's files: nothing comes back
     refused.mkdir()
     done = subprocess.run(["bash", "tools/device_train.sh", str(tmp_path / "gone.npz"), str(tmp_path / "run"), "600",

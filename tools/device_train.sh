@@ -13,9 +13,14 @@
 # gets as many epochs as fit in what is left, at most --max-epochs (default 300, the recipe of Khaireddin &
 # Chen 2021). With --epochs among the train options there is no probe (for a call too short to spend on
 # one), and nothing holds the run to SECONDS: leave a wide margin.
-# When $OUT is set (the device tool's output folder), the log is written there and the run's model.json,
-# metrics.json and history.csv are copied there, with model_weights.h5 in parts of at most 12 MiB (the tool
-# brings back files of up to 16 MiB): `cat model_weights.h5.part-* > model_weights.h5` puts them together.
+# When $OUT is set (the device tool's output folder), the log is written there, the run's model.json,
+# metrics.json and history.csv go there as one run.tar, and model_weights.h5 in parts of at most 12 MiB (the
+# tool brings back files of up to 16 MiB, 8 files and 64 MiB in all): `cat model_weights.h5.part-* >
+# model_weights.h5` puts them together. That is 4 files for a run, so one call can train two networks at
+# once, each with its own OUT, RUN and --seed, which share the GPU (its memory too: each JAX process takes
+# XLA_PYTHON_CLIENT_MEM_FRACTION of it, 0.45 unless set):
+#
+#   for seed in 9 10; do OUT=$OUT/seed$seed bash tools/device_train.sh PACK /tmp/run$seed 540 --seed $seed & done; wait
 # Exit status: 0 when the run wrote its model files, 1 when the probe or the run failed, 2 for bad arguments.
 set -euo pipefail
 usage="usage: bash tools/device_train.sh PACK RUN SECONDS [--max-epochs N] [train options...]"
@@ -29,10 +34,10 @@ for number in "$seconds" "$max_epochs"; do
                                         echo "$usage" >&2; exit 2; }
 done
 python=${PYTHON:-python3}
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-if ! "$python" -c "import keras" 2>/dev/null; then
-  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.45}
+if ! "$python" -c "import keras" 2>/dev/null; then  # a folder per process: runs started together do not collide
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "/tmp/site-$$" .whl/*.whl
+  export PYTHONPATH=/tmp/site-$$${PYTHONPATH:+:$PYTHONPATH}
 fi
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -88,7 +93,7 @@ if ! train --out "$run" "${epochs[@]}" "$@" || [ ! -f "$run/metrics.json" ]; the
   exit 1
 fi
 if [ -n "${OUT:-}" ]; then
-  cp "$run/model.json" "$run/metrics.json" "$run/history.csv" "$OUT/"
+  tar -cf "$OUT/run.tar" -C "$run" model.json metrics.json history.csv
   rm -f "$OUT"/model_weights.h5.part-*
   split -b 12M "$run/model_weights.h5" "$OUT/model_weights.h5.part-"
 fi
