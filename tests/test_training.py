@@ -215,11 +215,13 @@ def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_th
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "probe" not in done.stdout + done.stderr  # --epochs given: no probe run
     parts = sorted(out.glob("model_weights.h5.part-*"))
-    assert parts and all(part.stat().st_size <= 12 * 2**20 for part in parts)
+    assert parts and all(part.stat().st_size <= 15 * 2**20 for part in parts)
     (tmp_path / "model_weights.h5").write_bytes(b"".join(part.read_bytes() for part in parts))
     assert sorted(path.name for path in out.iterdir() if "part-" not in path.name) == ["run.tar", "train.log"]
-    with tarfile.open(out / "run.tar") as files:  # 4 files for a run: two runs fit one call's 8
-        files.extractall(tmp_path, filter="data")
+    with tarfile.open(out / "run.tar") as files:  # with the 2 parts, 4 files for a run: two runs fit one call's 8
+        assert sorted(files.getnames()) == ["history.csv", "metrics.json", "model.json"]
+        for name in files.getnames():
+            (tmp_path / name).write_bytes(files.extractfile(name).read())
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
     model = FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5", runtime="keras")
     assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, C)
@@ -322,11 +324,30 @@ def test_an_ensemble_loads_as_one_model_and_averages_its_members(tmp_path):
     (tmp_path / "m3.json").write_text(third.to_json())
     third.save(tmp_path / "m3.h5", include_optimizer=False)
     apart.append(load(tmp_path / "m3.json", tmp_path / "m3.h5").predict_proba(faces))
-    ensemble.main(["--member", str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5"),
-                   "--member", str(tmp_path / "m3.json"), str(tmp_path / "m3.h5"), "--out", str(tmp_path / "three")])
-    three = load(tmp_path / "three" / "model.json", tmp_path / "three" / "model_weights.h5")
-    np.testing.assert_allclose(three.predict_proba(faces), sum(apart) / 3, atol=1e-5)  # equal weights, not nested
-    assert len(ensemble.split_ensemble(tmp_path / "three" / "model.json", tmp_path / "three" / "model_weights.h5")) == 3
+    pair = [str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_weights.h5")]
+    single = [str(tmp_path / "m3.json"), str(tmp_path / "m3.h5")]
+    for name, order in (("three", [pair, single]), ("three-reversed", [single, pair])):
+        ensemble.main([*(arg for member in order for arg in ("--member", *member)), "--out", str(tmp_path / name)])
+        three = load(tmp_path / name / "model.json", tmp_path / name / "model_weights.h5")
+        np.testing.assert_allclose(three.predict_proba(faces), sum(apart) / 3, atol=1e-5)  # equal weights, not nested
+    networks = ensemble.split_ensemble(tmp_path / "three" / "model.json", tmp_path / "three" / "model_weights.h5")
+    for network, alone in zip(networks, apart, strict=True):  # the networks themselves, in their order (no flip TTA)
+        np.testing.assert_allclose(network.predict(faces.astype(np.float32)[..., None], verbose=0), alone, atol=1e-5)
+
+
+@pytest.mark.slow  # builds Keras models (TensorFlow)
+def test_a_network_with_nested_models_is_not_taken_for_an_ensemble(tmp_path):
+    from tools.ensemble import _networks_of, make_ensemble
+
+    face = keras.Input((48, 48, 1))
+    branches = [keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(7)], name=f"branch_{i}") for i in (0, 1)]
+    merged = keras.layers.Add()([branch(face) for branch in branches])
+    network = keras.Model(face, keras.layers.Softmax()(merged), name="ensemble")  # even under that name
+    assert _networks_of(network) == [network]
+    (tmp_path / "net.json").write_text(network.to_json())
+    network.save(tmp_path / "net.h5", include_optimizer=False)
+    joined = make_ensemble([(tmp_path / "net.json", tmp_path / "net.h5")] * 2)
+    assert len(_networks_of(joined)) == 2  # each file one member, not its two branches
 
 
 def test_an_ensemble_needs_two_members():

@@ -14,13 +14,15 @@
 # Chen 2021). With --epochs among the train options there is no probe (for a call too short to spend on
 # one), and nothing holds the run to SECONDS: leave a wide margin.
 # When $OUT is set (the device tool's output folder), the log is written there, the run's model.json,
-# metrics.json and history.csv go there as one run.tar, and model_weights.h5 in parts of at most 12 MiB (the
+# metrics.json and history.csv go there as one run.tar, and model_weights.h5 in parts of at most 15 MiB (the
 # tool brings back files of up to 16 MiB, 8 files and 64 MiB in all): `cat model_weights.h5.part-* >
-# model_weights.h5` puts them together. That is 4 files for a run, so one call can train two networks at
-# once, each with its own OUT, RUN and --seed, which share the GPU (its memory too: each JAX process takes
-# XLA_PYTHON_CLIENT_MEM_FRACTION of it, 0.45 unless set):
+# model_weights.h5` puts them together. Weights of up to 30 MiB (the recipe's network: 22 MiB) make 4 files
+# for a run, so one call can train two networks at once, each with its own OUT, RUN and --seed, which share
+# the GPU (its memory too: each JAX process takes XLA_PYTHON_CLIENT_MEM_FRACTION of it, 0.45 unless set,
+# also for one run alone); the call's status is 1 when either run fails:
 #
-#   for seed in 9 10; do OUT=$OUT/seed$seed bash tools/device_train.sh PACK /tmp/run$seed 540 --seed $seed & done; wait
+#   pids=(); for seed in 9 10; do OUT=$OUT/seed$seed bash tools/device_train.sh PACK /tmp/run$seed 540 --seed $seed &
+#   pids+=($!); done; rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done; exit $rc
 # Exit status: 0 when the run wrote its model files, 1 when the probe or the run failed, 2 for bad arguments.
 set -euo pipefail
 usage="usage: bash tools/device_train.sh PACK RUN SECONDS [--max-epochs N] [train options...]"
@@ -36,6 +38,7 @@ done
 python=${PYTHON:-python3}
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.45}
 if ! "$python" -c "import keras" 2>/dev/null; then  # a folder per process: runs started together do not collide
+  trap 'rm -rf "/tmp/site-$$"' EXIT
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "/tmp/site-$$" .whl/*.whl
   export PYTHONPATH=/tmp/site-$$${PYTHONPATH:+:$PYTHONPATH}
 fi
@@ -95,6 +98,10 @@ fi
 if [ -n "${OUT:-}" ]; then
   tar -cf "$OUT/run.tar" -C "$run" model.json metrics.json history.csv
   rm -f "$OUT"/model_weights.h5.part-*
-  split -b 12M "$run/model_weights.h5" "$OUT/model_weights.h5.part-"
+  split -b 15M "$run/model_weights.h5" "$OUT/model_weights.h5.part-"
+  parts=("$OUT"/model_weights.h5.part-*)
+  if [ "${#parts[@]}" -gt 2 ]; then
+    echo "warning: the weights came to ${#parts[@]} parts: with another run in the same call, more than the tool's 8 files" >&2
+  fi
 fi
 echo "done in $SECONDS s"

@@ -2,7 +2,7 @@
 
     python -m tools.ensemble --member model.json model_weights.h5 \
         --member checkpoints/run4/export/model.json checkpoints/run4/export/model_weights.h5 \
-        --out checkpoints/ensemble
+        --out checkpoints/ensemble5
     python -m tools.ensemble --split model.json model_weights.h5 --out checkpoints/members
 
 Writes ``OUT/model.json`` + ``OUT/model_weights.h5``, which ``FacialExpressionModel`` (and so
@@ -30,11 +30,18 @@ log = logging.getLogger("ensemble")
 
 
 def _networks_of(model) -> list:
-    """The member networks of an ensemble that ``make_ensemble`` built, in their order; ``[model]`` for one network."""
+    """The member networks of an ensemble that ``make_ensemble`` built, in their order; ``[model]`` for anything else.
+
+    An ensemble is recognised by what ``make_ensemble`` writes: a model named ``ensemble`` whose layers are
+    its input, two or more networks (``keras.Model``) and the ``keras.layers.Average`` of their outputs.
+    """
     import keras
 
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return members if len(members) >= 2 else [model]
+    others = [layer for layer in model.layers if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
+    built_here = (model.name == "ensemble" and len(members) >= 2 and len(others) == 1
+                  and isinstance(others[0], keras.layers.Average))
+    return members if built_here else [model]
 
 
 def make_ensemble(members: list[tuple[Path, Path]]):
@@ -44,7 +51,7 @@ def make_ensemble(members: list[tuple[Path, Path]]):
     its networks, so that every network weighs the same).
 
     Raises:
-        ValueError: fewer than two networks in all.
+        ValueError: fewer than two members (pairs of files).
         FileNotFoundError, model.ModelLoadError: as ``FacialExpressionModel``.
     """
     if len(members) < 2:
