@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> None:
         networks = split_ensemble(*args.split) if args.split else [make_ensemble(args.member)]
     except (ValueError, OSError, ModelLoadError) as exc:  # no ensemble, missing or unreadable files
         parser.error(str(exc))
-    folders = [args.out / f"member_{i}" for i in range(len(networks))] if args.split else [args.out]
+    folders = [args.out]
     if args.split:  # all member folders, before anything is written
+        folders = [args.out / f"member_{i}" for i in range(len(networks))]
         _refuse_taken(parser, folders, args.overwrite)
     for network, folder in zip(networks, folders, strict=True):
         _write(network, folder)
