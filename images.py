@@ -20,7 +20,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Formats accepted for uploads (Pillow's format names).
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+#: Pillow's names of JPEG files: "MPO" is a JPEG that indexes further pictures (CIPA DC-007 Multi-Picture
+#: Format: many phones and cameras write it); its first picture, the photo, is decoded.
+JPEG_FORMATS = ("JPEG", "MPO")
 
 #: Default largest image accepted, in pixels (width x height): 12 megapixels, a 4000x3000 photo.
 MAX_PIXELS = 12_000_000
@@ -88,7 +91,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
     scale = 1.0 if working_pixels is None or width * height <= working_pixels else math.sqrt(
         working_pixels / (width * height))
     try:
-        if scale < 1.0 and image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 of the size, not below the target
+        if scale < 1.0 and image.format in JPEG_FORMATS:  # decode at 1/2, 1/4 or 1/8 of the size, not below the target
             image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         sideways = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that turn by 90 degrees
         image = ImageOps.exif_transpose(image)

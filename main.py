@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--source", default="auto",
                        help="webcam index (e.g. 0), a video file path, or a network camera's rtsp://, http:// or "
                             "https:// URL; default: the webcam if one opens, else the first video in videos/")
+    serve.add_argument("--no-webcam", action="store_true",
+                       help="offer no webcam: none is probed or opened, so none can be watched (e.g. with a "
+                            "--source file and --host 0.0.0.0)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                             "stream to the whole network, for the names given with --allowed-host)")
@@ -159,7 +162,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.no_webcam and args.source.isdigit():
+        parser.error(f"--source {args.source} is a webcam, and --no-webcam offers none")
+    return args
 
 
 def drop_stalled_clients(server, timeout: float, stop: threading.Event) -> None:
@@ -186,6 +193,22 @@ def drop_stalled_clients(server, timeout: float, stop: threading.Event) -> None:
                 channel.server.trigger.pull_trigger(channel.handle_close)  # its listening socket's loop
 
 
+def serve_config(args: argparse.Namespace) -> dict:
+    """The app's configuration (keys of ``server.DEFAULT_CONFIG``) for the ``serve`` options ``args``."""
+    config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
+                    "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime,
+                    "ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
+                    "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads,
+                    "MAX_BROWSER_CLIENTS": args.max_browser_clients}
+    if args.no_webcam:
+        config["WEBCAM_INDEX"] = None
+    if args.source.isdigit():
+        config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
+    elif args.source != "auto":
+        config["SOURCE"] = args.source
+    return config
+
+
 def serve_main(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C; 1 when the app cannot start or the port cannot be bound."""
     import cv2
@@ -197,15 +220,7 @@ def serve_main(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # before the server's threads exist: see native.limit_malloc_arenas
     # OpenCV's own warnings (probing a webcam that is not there) would repeat what the app logs
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
-                    "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime,
-                    "ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
-                    "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads,
-                    "MAX_BROWSER_CLIENTS": args.max_browser_clients}
-    if args.source.isdigit():
-        config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
-    elif args.source != "auto":
-        config["SOURCE"] = args.source
+    config = serve_config(args)
     app = None
     try:  # the port first: a busy one fails at once, before the model loads
         server = create_server(lambda environ, start_response: app(environ, start_response),

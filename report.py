@@ -195,17 +195,18 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     """Annotate ``video`` and write ``<name>_annotated.mp4`` (H.264 with the source's audio when the whole
     video is analysed frame by frame; see ``AnnotatedVideoWriter``), ``<name>_faces.csv`` (one row per face per
     frame analysed: frame index, time in s, face id, box in pixels, detector score, the seven
-    probabilities, the emotion) and ``<name>_emotions.png`` (each emotion's mean probability over time,
-    for each of the most seen faces), ``name`` being the file's stem by default. Each file is written
-    under a temporary name and renamed when all three are complete, so a crash never leaves a report
-    that looks whole.
+    probabilities, the emotion) and ``<name>_emotions.png`` (the seven probabilities over time, smoothed as
+    in the video, of each of the ``PLOTTED_FACES`` most seen faces: ``plot_emotions``), ``name`` being the
+    file's stem by default. Each file is written under a temporary name and renamed when all three are
+    complete, so a crash never leaves a report that looks whole.
 
     ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence;
     ``detect_every`` as for ``detection.FaceFinder``. ``every``: analyse every this-many-th frame (faces
     are tracked across the gaps); ``start``, ``end``: the part of the video analysed, in seconds.
 
     Returns:
-        The three paths (keyed ``"video"``, ``"csv"``, ``"plot"``) and the video's summary row.
+        The paths of its files (``report_paths``: keyed ``"video"``, ``"csv"``, ``"plot"`` and ``"summary"``,
+        the summary row's JSON) and the video's summary row.
 
     Raises:
         SourceError: the video cannot be opened or has no frame in the part asked for.

@@ -27,7 +27,6 @@ import keras
 import numpy as np
 
 from faces import EMOTIONS_LIST
-from model import fer2013_files
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +182,6 @@ def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np
         total += probabilities[[index[key] for key in keys]]
     ensemble = total / len(files)
     return (ensemble / ensemble.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def teacher_targets(folder: str | os.PathLike, files: Sequence[str | os.PathLike]) -> np.ndarray:
-    """``read_teachers`` for every image of a FER2013 split folder, in ``model.fer2013_files`` order."""
-    return read_teachers(files, soft_label_keys([path for path, _ in fer2013_files(folder)]))
 
 
 class RunFolderError(Exception):

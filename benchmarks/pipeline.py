@@ -18,12 +18,13 @@ this measure. The precision is the share of faces shown that overlap a reference
 the recall of the *steady* reference faces is printed too: those the reference also finds on the frames
 just before and after.
 
-- ``app``: this project's stream pipeline, ``analysis.FaceAnalyzer`` with its defaults (full-frame
+- ``app``: this project's stream pipeline, ``analysis.FaceAnalyzer`` with its defaults but the Haar detector
+  (the app's default is BlazeFace: ``benchmarks.face_finding`` compares the detectors) (full-frame
   detection on every ``detection.DETECT_EVERY``-th frame and on scene changes, the faces followed by
   template matching between, classification of every frame with the LiteRT int8 model).
 - ``app-live``: the same as the live stream runs it: the frames paced at the source's frame rate (as a
   webcam or ``VideoCamera`` delivers them) and the full-frame searches moved to a worker thread if
-  one takes longer than a frame period (``FrameAnnotator(search_budget=1 / fps)``); its frames/s is the
+  one takes longer than a frame period (``detection.FaceFinder(search_budget=1 / fps)``); its frames/s is the
   rate achieved (at most the source's), its stage times leave out the worker thread's searches.
 - ``app-every-frame``: the same as ``app``, detecting on the whole of every frame.
 - ``app-keras``: the same as ``app`` with the Keras runtime instead of LiteRT.

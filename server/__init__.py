@@ -1,8 +1,10 @@
 """The Flask app, the flaskr way: ``create_app`` only wires things up.
 
 Blueprints: ``pages`` (the page, the MJPEG stream, the live faces as server-sent events) and ``api``
-(``POST /api/predict``, the OpenAPI description). Extensions: ``sources.SourceCatalog`` (the sources
-offered and one producer per source) and ``security`` (response headers, error pages).
+(``POST /api/predict``, ``POST /api/frames``, the OpenAPI description). Extensions: ``sources.SourceCatalog``
+(the sources offered and one producer per source), ``uploads.UploadLimiter`` (photos analysed at once, at a
+lower CPU priority), ``clients.BrowserClients`` (the visitors' own cameras) and ``security`` (host and origin
+checks, response headers, error pages).
 """
 
 from __future__ import annotations

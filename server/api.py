@@ -1,4 +1,5 @@
-"""The ``api`` blueprint: ``POST /api/predict`` (the faces of one photo) and its OpenAPI description.
+"""The ``api`` blueprint: ``POST /api/predict`` (the faces of one photo), ``POST /api/frames`` (one frame of a
+visitor's own camera, see server/clients.py) and the OpenAPI description of both.
 
 The description is a static document, ``openapi.yaml`` beside this file, served as JSON at
 ``/api/openapi.json``; the tests check real answers against it.
@@ -69,9 +70,10 @@ def frames():
     if not request.mimetype.startswith("image/"):
         return json_error(415, f"send the frame as a body with an image/* content type, not "
                                f"{request.mimetype or 'no content type'}")
-    config = current_app.config
-    image = decode_image(request.get_data(), config["MAX_CAMERA_PIXELS"])
-    faces = browser_clients().analyze(request.args.get("client"), image.frame, current_app.extensions["model"])
+    clients, client_id = browser_clients(), request.args.get("client")
+    clients.check(client_id)  # before the decoding: a refused client costs none
+    image = decode_image(request.get_data(), current_app.config["MAX_CAMERA_PIXELS"])
+    faces = clients.analyze(client_id, image.frame, current_app.extensions["model"])
     return jsonify(width=image.width, height=image.height, faces=[face_to_dict(face) for face in faces])
 
 

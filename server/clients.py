@@ -34,7 +34,7 @@ class _Client:
 class BrowserClients:
     """A Flask extension: the browser clients' face analyzers, made on a client's first frame.
 
-    Raises (from ``analyze``):
+    Raises (from ``analyze``; ``check`` raises the first two):
         BadRequest: a malformed client id.
         ServiceUnavailable: a new client while ``MAX_BROWSER_CLIENTS`` are active (503).
         Conflict: a frame while the same client's previous one is still being analysed (409).
@@ -63,19 +63,35 @@ class BrowserClients:
         for key in [key for key, client in self._clients.items() if client.last_frame < cutoff]:
             self._clients.pop(key).analyzer.close()
 
-    def analyze(self, client_id: str | None, frame, model):
-        """The tracked faces (``faces.Face``, with ids) of the client's next BGR frame."""
+    def check(self, client_id: str | None) -> None:
+        """Raise what ``analyze`` would refuse ``client_id`` with (a malformed id, or a new client while the
+        server is full), so that a refused request costs no decoding; ``analyze`` checks again."""
+        self._check_id(client_id)
+        with self._lock:
+            self._forget_idle()
+            if client_id not in self._clients:
+                self._check_room()
+
+    @staticmethod
+    def _check_id(client_id: str | None) -> None:
         if not client_id or not CLIENT_ID.fullmatch(client_id):
             raise BadRequest("send the page's client id as ?client=ID (8-64 letters, digits or dashes)")
+
+    def _check_room(self) -> None:
+        if len(self._clients) >= self.limit:
+            error = ServiceUnavailable(f"the server is already analysing {self.limit} cameras; "
+                                       "try again when one has closed")
+            error.retry_after = 5
+            raise error
+
+    def analyze(self, client_id: str | None, frame, model):
+        """The tracked faces (``faces.Face``, with ids) of the client's next BGR frame."""
+        self._check_id(client_id)
         with self._lock:
             self._forget_idle()
             client = self._clients.get(client_id)
             if client is None:
-                if len(self._clients) >= self.limit:
-                    error = ServiceUnavailable(f"the server is already analysing {self.limit} cameras; "
-                                               "try again when one has closed")
-                    error.retry_after = 5
-                    raise error
+                self._check_room()
                 options = self._options
                 analyzer = FaceAnalyzer(model, make_face_detector(options["detector"], options["min_score"]),
                                         options["smoothing_half_life"], options["detect_every"])

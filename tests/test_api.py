@@ -46,6 +46,9 @@ GOOD_UPLOADS = {
     "rgba png": lambda: encode(astronaut_pil().convert("RGBA"), "PNG"),
     "16-bit png": sixteen_bit_png,
     "cmyk jpeg": lambda: encode(astronaut_pil().convert("CMYK"), "JPEG", quality=90),
+    # a phone's JPEG with a second picture indexed (Multi-Picture Format): Pillow calls it MPO
+    "multi-picture jpeg": lambda: encode(astronaut_pil(), "MPO", save_all=True,
+                                         append_images=[Image.new("RGB", (160, 120), (90, 90, 90))]),
     "32-bit float tiff": lambda: encode(Image.fromarray(np.asarray(astronaut_pil().convert("L"), np.float32) / 255),
                                         "TIFF"),  # a scientific camera's floats in [0, 1]
 }

@@ -66,6 +66,11 @@ def test_the_client_limit_answers_503(make_app):
     assert refused.status_code == 503 and "cameras" in refused.get_json()["error"]
     assert refused.headers["Retry-After"] == "5"
     assert send(client, frame, "first-page-0001").status_code == 200  # the first goes on
+    # refused before its body is decoded: the refusal, not the body's error
+    garbage = client.post("/api/frames?client=second-page-0002", data=b"not a jpeg", content_type="image/jpeg")
+    assert garbage.status_code == 503
+    garbage = client.post("/api/frames?client=bad/id", data=b"not a jpeg", content_type="image/jpeg")
+    assert garbage.status_code == 400 and "client id" in garbage.get_json()["error"]
 
 
 def test_an_idle_client_is_forgotten(make_app):

@@ -120,6 +120,15 @@ def test_a_webcam_that_does_not_open_is_not_offered(make_app, tmp_path):
         make_app(VIDEOS_DIR=tmp_path, WEBCAM_INDEX=99, SOURCE="webcam")
 
 
+def test_no_webcam_offers_none():
+    from main import parse_args, serve_config
+
+    config = serve_config(parse_args(["--no-webcam", "--source", "clip.mp4"]))
+    assert config["WEBCAM_INDEX"] is None and config["SOURCE"] == "clip.mp4"
+    assert serve_config(parse_args(["--source", "clip.mp4"])).get("WEBCAM_INDEX", 0) == 0  # probed by default
+    assert serve_config(parse_args(["--source", "2"]))["WEBCAM_INDEX"] == 2
+
+
 @pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
                                   ["--detect-every", "0"], ["--detect-every", "x"], ["--detector", "yunet"],
                                   ["--min-score", "1.5"], ["--min-score", "-0.1"], ["--min-score", "high"],
@@ -229,7 +238,7 @@ def test_help_lists_both_commands(capsys):
 
 
 @pytest.mark.parametrize("argv", [["--smoothing", "-1"], ["--port", "0"], ["--threads", "0"], ["--runtime", "onnx"],
-                                  ["annotate"], ["frobnicate"]])
+                                  ["annotate"], ["frobnicate"], ["--no-webcam", "--source", "0"]])
 def test_bad_options_are_usage_errors(argv, capsys):
     from main import main
 

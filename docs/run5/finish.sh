@@ -6,7 +6,7 @@
 # (ensemble 4's 69.43% + 0.3) and its cost <= 3 ms per face (LiteRT, batch 1, this machine, nothing else running);
 # if both qualify, the more accurate ships (equal: the one with fewer networks).
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/../.."  # the repository root
 PY=.venv/bin/python
 M="2-core Intel Xeon with AVX512-BF16 and AMX, two LiteRT threads, nothing else running"
 R5=checkpoints/run5/export
