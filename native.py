@@ -51,7 +51,11 @@ def _glibc() -> ctypes.CDLL | None:
 @contextlib.contextmanager
 def quiet_stderr():
     """Send file descriptor 2 to /dev/null for the duration (C++ libraries print there directly); one
-    thread at a time (a second waits), so the real stderr is always the one restored."""
+    thread at a time (a second waits), so the real stderr is always the one restored.
+
+    The descriptor is the process's: what other threads write to stderr meanwhile (log lines included) is
+    lost too, so keep the block to the call that prints (an interpreter's construction, milliseconds).
+    """
     with _stderr_lock:
         try:
             saved = os.dup(2)
