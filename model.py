@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from datasets import FER_DIR, INPUT_SIZE, fer2013_files, load_fer2013_split
 from faces import EMOTIONS_LIST, Face, crop_faces
 from native import quiet_stderr
 
@@ -42,17 +43,8 @@ ROOT = Path(__file__).resolve().parent
 MODEL_JSON = ROOT / "model.json"
 MODEL_WEIGHTS = ROOT / "model_weights.h5"
 
-#: FER2013 (Kaggle's image layout: ``train/<class>/*.jpg``, ``test/<class>/*.jpg``) where the tools look
-#: for it unless given ``--data``: ``data/fer2013`` in the project, where README's "Retrain" unpacks it,
-#: else ``../shared/fer2013`` beside the project (the development machines' copy) when only that exists.
-FER_DIR = next((d for d in (ROOT / "data" / "fer2013", ROOT.parent / "shared" / "fer2013") if d.is_dir()),
-               ROOT / "data" / "fer2013")
-
 __all__ = ["EMOTIONS_LIST", "INPUT_SIZE", "FacialExpressionModel", "ModelLoadError", "classify_faces",
-           "default_model", "fer2013_files", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
-
-#: Side of the square grayscale face crop the network takes, in pixels (FER2013's size).
-INPUT_SIZE = 48
+           "FER_DIR", "default_model", "fer2013_files", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
 
 #: Inputs per forward pass in ``predict_proba`` (faces times test-time views); larger batches are split.
 MAX_BATCH = 256
@@ -180,49 +172,6 @@ def _conv_bn_relu(x, filters: int, kernel: int, use_bias: bool = True):
 def _dense_bn_relu(x, units: int):
     layers = _import_keras().layers
     return layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))
-
-
-def fer2013_files(folder: str | os.PathLike) -> list[tuple[Path, int]]:
-    """``(path, label)`` of every image of one FER2013 split in the Kaggle layout, ``folder/<class>/*.jpg``:
-    class by class in the order of ``EMOTIONS_LIST`` (the label is the index into it), each class's files
-    in sorted order. This is the order of ``load_fer2013_split`` and of the teachers' soft labels
-    (``training.soft_label_keys``).
-
-    Raises:
-        FileNotFoundError: no ``*.jpg`` under ``folder/<class>/``.
-    """
-    files = [(path, label) for label, name in enumerate(EMOTIONS_LIST)
-             for path in sorted((Path(folder) / name).glob("*.jpg"))]
-    if not files:
-        raise FileNotFoundError(f"no images under {folder}/<class>/*.jpg for the classes {EMOTIONS_LIST}")
-    return files
-
-
-def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read one FER2013 split in the Kaggle image layout, ``folder/<class>/*.jpg``.
-
-    Args:
-        folder: the split's folder (e.g. ``data/fer2013/test``), holding one sub-folder per name
-            of ``EMOTIONS_LIST``; images are decoded by OpenCV as the app decodes frames.
-
-    Returns:
-        uint8 faces ``(N, 48, 48)`` and int64 labels ``(N,)`` (indices into ``EMOTIONS_LIST``), class
-        by class, each class's files in sorted order.
-
-    Raises:
-        FileNotFoundError: no ``*.jpg`` under ``folder/<class>/``.
-        ValueError: an image cannot be decoded or is not 48x48.
-    """
-    import cv2  # here, so that importing the model does not need OpenCV
-
-    faces, labels = [], []
-    for path, label in fer2013_files(folder):
-        face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if face is None or face.shape != (INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"{path} is not a {INPUT_SIZE}x{INPUT_SIZE} image")
-        faces.append(face)
-        labels.append(label)
-    return np.stack(faces), np.array(labels, dtype=np.int64)
 
 
 def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: int = 256) -> int:

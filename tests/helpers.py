@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from datasets import FERPLUS_COLUMNS, FERPLUS_NAMES
 from faces import EMOTIONS_LIST
 from streaming import BOUNDARY
 
@@ -36,10 +37,13 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
-def make_tiny_fer(root, per_class):
-    """FER2013's folder layout with ``per_class[split]`` 48x48 JPEGs per class, cut from a real face."""
+def make_tiny_fer(root, per_class, votes=True):
+    """FER2013's folder layout with ``per_class[split]`` 48x48 JPEGs per class, cut from a real face, and
+    (with ``votes``) ``root/ferplus.csv``: ten random FER+ votes an image, the first image of each split's
+    first class won by ``unknown`` (left out by the FER+ protocol)."""
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
     rng = np.random.default_rng(0)
+    rows = []
     for split, n in per_class.items():
         for name in EMOTIONS_LIST:
             folder = root / split / name
@@ -48,6 +52,13 @@ def make_tiny_fer(root, per_class):
                 x, y, size = rng.integers(150, 190), rng.integers(40, 80), rng.integers(90, 130)
                 crop = cv2.resize(gray[y:y + size, x:x + size], (48, 48), interpolation=cv2.INTER_AREA)
                 cv2.imwrite(str(folder / f"{split}_{i}.jpg"), crop)
+                counts = rng.multinomial(10, [0.6] + [0.4 / 9] * 9)  # a FER+ row: its own class first ...
+                counts = np.roll(counts, FERPLUS_COLUMNS.index(FERPLUS_NAMES[name]))
+                if name == EMOTIONS_LIST[0] and i == 0:
+                    counts = np.array([0, 1, 0, 0, 2, 0, 0, 0, 7, 0])
+                rows.append(f"{split}/{name}/{split}_{i}.jpg," + ",".join(map(str, counts)))
+    if votes:
+        (root / "ferplus.csv").write_text("file," + ",".join(FERPLUS_COLUMNS) + "\n" + "\n".join(rows) + "\n")
 
 
 def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640, 360), travel: float = 1.0):
