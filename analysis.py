@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from camera import SourceError, VideoCamera
-from detection import DETECT_EVERY, DETECT_MAX_PIXELS, FaceDetector, FaceFinder, detect_faces
+from detection import DETECT_EVERY, DETECT_MAX_PIXELS, FaceDetector, FaceFinder, detect_faces_and_rolls
 from drawing import draw_faces, encode_jpeg, message_jpeg
 from faces import Face
 from model import FacialExpressionModel, classify_faces
@@ -69,8 +69,8 @@ def analyze_frame(frame: np.ndarray, model: FacialExpressionModel, detector: Fac
         ValueError: not such a frame.
     """
     frame, gray = bgr_and_gray(frame)
-    boxes, scores = detect_faces(frame, detector, max_pixels=max_pixels)
-    return classify_faces(model, gray, boxes, scores)
+    boxes, scores, rolls = detect_faces_and_rolls(frame, detector, max_pixels=max_pixels)
+    return classify_faces(model, gray, boxes, scores, rolls=rolls)
 
 
 class FaceAnalyzer:
@@ -128,7 +128,7 @@ class FaceAnalyzer:
             lap("detect")
         chosen = self._faces_to_classify(found.boxes)
         start = time.perf_counter()
-        faces = classify_faces(self.model, gray, found.boxes, found.scores, chosen)
+        faces = classify_faces(self.model, gray, found.boxes, found.scores, chosen, found.rolls)
         if (count := int(chosen.sum())) > 0:
             seconds = (time.perf_counter() - start) / count
             previous = self._seconds_per_face if self.faces_classified else seconds

@@ -125,7 +125,8 @@ def _blazeface_anchors(side: int, strides: tuple[int, ...], per_cell: int) -> np
 def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's weighted non-maximum suppression: the best-scored box absorbs every box overlapping it
     by more than ``iou_threshold`` and becomes their score-weighted mean, keeping its own score.
-    ``boxes`` ``(N, 4)`` as ``(x0, y0, x1, y1)``; returns the kept boxes and scores, best first."""
+    ``boxes`` ``(N, K)``, ``K >= 4``: ``(x0, y0, x1, y1)`` then any other columns (a roll angle), averaged
+    alike; returns the kept rows and scores, best first."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     kept_boxes, kept_scores = [], []
@@ -143,11 +144,11 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -
         kept_boxes.append((boxes[merged] * weights[:, None]).sum(axis=0) / weights.sum())
         kept_scores.append(scores[0])
         boxes, scores = boxes[~merged], scores[~merged]
-    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)
+    return np.array(kept_boxes, np.float32).reshape(-1, boxes.shape[1]), np.array(kept_scores, np.float32)
 
 
 def _drop_contained(boxes: np.ndarray, scores: np.ndarray, share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-    """Drop each box (``(x0, y0, x1, y1)``, sorted best first) that shares more than ``share`` of the smaller
+    """Drop each box (``(x0, y0, x1, y1)`` and any other columns, sorted best first) that shares more than ``share`` of the smaller
     box's area with a better one: the same face seen by two views at two sizes (IoU can stay low)."""
     keep: list[int] = []
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -234,6 +235,13 @@ class BlazeFaceDetector:
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The faces of a uint8 BGR ``(h, w, 3)`` or grayscale ``(h, w)`` frame: float32 boxes ``(N, 4)``
         as ``(x, y, w, h)`` in pixels of the frame, and their float32 scores ``(N,)`` in [0, 1], best first."""
+        boxes, scores, _ = self.detect_with_rolls(frame)
+        return boxes, scores
+
+    def detect_with_rolls(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``detect``'s boxes and scores, and each face's roll: float32 ``(N,)``, the angle in degrees of
+        the line from the face's right eye to its left eye (BlazeFace's keypoints 0 and 1) against the
+        frame's x axis, y pointing down: positive when the face is tilted clockwise as seen, in (-180, 180]."""
         height, width = frame.shape[:2]
         tiles = self._tiles(width, height)
         # every view is scaled down to the model's input: first shrink the frame by a whole factor (the
@@ -261,7 +269,7 @@ class BlazeFaceDetector:
         scores = np.concatenate([v[1] for v in views])
         if len(views) > 1 and len(corners):
             corners, scores = _drop_contained(*_weighted_nms(corners, scores, 0.3))
-        corners = corners * shrink  # in pixels of the frame
+        corners = corners * [shrink, shrink, shrink, shrink, 1]  # in pixels of the frame; the roll as it is
         w, h = corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]
         side = np.maximum(w, h) * self.box_scale
         cx, cy = corners[:, 0] + w / 2, corners[:, 1] + h / 2 + self.box_shift * np.maximum(w, h)
@@ -270,7 +278,7 @@ class BlazeFaceDetector:
                    * (np.clip(cy + side / 2, 0, height) - np.clip(cy - side / 2, 0, height)))
         keep = (visible >= 0.4 * side * side) & (side >= self.min_size)
         boxes = np.stack([cx - side / 2, cy - side / 2, side, side], axis=1)[keep]
-        return boxes.astype(np.float32), scores[keep]
+        return boxes.astype(np.float32), scores[keep], corners[keep, 4].astype(np.float32)
 
     def _tiles(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """``(x, y, side)`` of the square tiles searched besides the whole frame (see ``tile``): the fewest
@@ -292,8 +300,9 @@ class BlazeFaceDetector:
         return tiles if len(tiles) <= MAX_TILES else []  # a panorama's strip: the whole frame only
 
     def _search(self, image: np.ndarray, x0: int, y0: int, border: int) -> tuple[np.ndarray, np.ndarray]:
-        """One model pass over ``image`` (with a black ``border``): corners ``(x0, y0, x1, y1)`` in the
-        frame's pixels (``image`` starts at ``(x0, y0)`` of the frame) and scores, merged."""
+        """One model pass over ``image`` (with a black ``border``): ``(N, 5)`` corners ``(x0, y0, x1, y1)`` in
+        the frame's pixels (``image`` starts at ``(x0, y0)`` of the frame) and the roll (degrees, see
+        ``detect_with_rolls``), and scores, merged."""
         height, width = image.shape[:2]
         outer = max(height, width) + 2 * border
         scale = self.side / outer
@@ -308,7 +317,7 @@ class BlazeFaceDetector:
         logits = self._interpreter.get_tensor(self._classifiers)[0, :, 0]
         candidates = logits > self._min_logit
         if not candidates.any():
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return np.zeros((0, 5), np.float32), np.zeros(0, np.float32)
         raw = self._interpreter.get_tensor(self._regressors)[0, candidates] / self.side
         anchors = self._anchors[candidates]
         centres = raw[:, :2] + anchors
@@ -317,10 +326,12 @@ class BlazeFaceDetector:
             ears = raw[:, 12:16].reshape(-1, 2, 2) + anchors[:, np.newaxis]
             corners[:, :2] = np.minimum(corners[:, :2], ears.min(axis=1))
             corners[:, 2:] = np.maximum(corners[:, 2:], ears.max(axis=1))
+        eyes = raw[:, 4:8].reshape(-1, 2, 2)  # keypoints 0 and 1: the right eye, the left eye (offsets alike)
+        roll = np.degrees(np.arctan2(eyes[:, 1, 1] - eyes[:, 0, 1], eyes[:, 1, 0] - eyes[:, 0, 0]))
         scores = (1 / (1 + np.exp(-np.clip(logits[candidates], -80, 80)))).astype(np.float32)
-        corners, scores = _weighted_nms(corners, scores, 0.3)
-        # from the model input's [0, 1] coordinates to the frame's pixels
-        corners = (corners * self.side - [left, top, left, top]) / scale + [x0, y0, x0, y0]
+        corners, scores = _weighted_nms(np.concatenate([corners, roll[:, np.newaxis]], axis=1), scores, 0.3)
+        # from the model input's [0, 1] coordinates to the frame's pixels (the roll, column 4, stays)
+        corners[:, :4] = (corners[:, :4] * self.side - [left, top, left, top]) / scale + [x0, y0, x0, y0]
         return corners.astype(np.float32), scores
 
 
@@ -374,6 +385,14 @@ def thread_face_detector(kind: str = DEFAULT_DETECTOR, min_score: float = MIN_SC
 def detect_faces(frame: np.ndarray, detector: FaceDetector, scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 30,
                  max_pixels: int | None = DETECT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Search a whole frame for faces: ``detect_faces_and_rolls`` without the rolls."""
+    boxes, scores, _ = detect_faces_and_rolls(frame, detector, scale_factor, min_neighbors, min_size, max_pixels)
+    return boxes, scores
+
+
+def detect_faces_and_rolls(frame: np.ndarray, detector: FaceDetector, scale_factor: float = 1.2,
+                           min_neighbors: int = 5, min_size: int = 30, max_pixels: int | None = DETECT_MAX_PIXELS
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Search a whole frame for faces.
 
     Args:
@@ -387,20 +406,22 @@ def detect_faces(frame: np.ndarray, detector: FaceDetector, scale_factor: float 
             BlazeFace scales every frame to its own input size (see ``BlazeFaceDetector``).
 
     Returns:
-        ``(boxes, scores)``: int32 ``(N, 4)`` boxes ``(x, y, w, h)`` in pixels of ``frame``, largest face
-        first, and float32 ``(N,)`` scores in [0, 1] (NaN for Haar and HOG, which give none).
+        ``(boxes, scores, rolls)``: int32 ``(N, 4)`` boxes ``(x, y, w, h)`` in pixels of ``frame``, largest
+        face first, float32 ``(N,)`` scores in [0, 1] (NaN for Haar and HOG, which give none), and float32
+        ``(N,)`` rolls in degrees (``BlazeFaceDetector.detect_with_rolls``; NaN for Haar and HOG, which give
+        no keypoints).
     """
     if isinstance(detector, BlazeFaceDetector):
-        boxes, scores = detector.detect(frame)
+        boxes, scores, rolls = detector.detect_with_rolls(frame)
         boxes = np.round(boxes).astype(np.int32)
         order = np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")
-        return boxes[order], scores[order]
+        return boxes[order], scores[order], rolls[order]
     gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape[:2]
     scale = 1.0 if max_pixels is None or height * width <= max_pixels else math.sqrt(max_pixels / (height * width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(size) < min_size:
-        return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+        return np.zeros((0, 4), np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32)
     small = gray if scale == 1.0 else cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     if isinstance(detector, HogFaceDetector):
         boxes = detector.detect(small)
@@ -413,7 +434,8 @@ def detect_faces(frame: np.ndarray, detector: FaceDetector, scale_factor: float 
     boxes[:, 0::2] *= width / size[0]
     boxes[:, 1::2] *= height / size[1]
     boxes = np.round(boxes).astype(np.int32)
-    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")], np.full(len(boxes), np.nan, np.float32)
+    unknown = np.full(len(boxes), np.nan, np.float32)
+    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")], unknown, unknown.copy()
 
 
 def face_template(gray: np.ndarray, box) -> np.ndarray:
@@ -480,11 +502,14 @@ class Found(NamedTuple):
     """The faces ``FaceFinder`` found on a frame: int32 ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` and float32
     ``scores`` ``(N,)`` (the detector's confidence at the last full search; NaN where it gives none);
     ``cut``: the picture cut to another scene since the previous frame, or changed size, so these faces
-    are not those of the previous frame (a tracker starts afresh)."""
+    are not those of the previous frame (a tracker starts afresh); ``rolls``: float32 ``(N,)`` degrees, each
+    face's roll at the last full search (``detect_faces_and_rolls``; NaN where the detector gives none), or
+    ``None`` for none known."""
 
     boxes: np.ndarray
     scores: np.ndarray
     cut: bool = False
+    rolls: np.ndarray | None = None
 
 
 class FaceFinder:
@@ -527,6 +552,7 @@ class FaceFinder:
         self._thumbnail: np.ndarray | None = None  # of the last frame searched whole
         self._boxes = np.zeros((0, 4), np.int32)
         self._scores = np.zeros(0, np.float32)  # of the faces in self._boxes, from their search
+        self._rolls = np.zeros(0, np.float32)  # of the faces in self._boxes, from their search
         self._templates: list[np.ndarray] = []  # of the faces in self._boxes
         # made once searches exceed the budget; one worker, so the detector is used by one thread at a time
         self._executor: ThreadPoolExecutor | None = None
@@ -555,6 +581,7 @@ class FaceFinder:
         self._previous = (gray.shape, small)
         if hard_cut:  # nothing to follow; a search is due until one begins (one under way is stale below)
             self._boxes, self._scores, self._templates = np.zeros((0, 4), np.int32), np.zeros(0, np.float32), []
+            self._rolls = np.zeros(0, np.float32)
             self._since_search = self.detect_every
         cut = hard_cut or scene_changed(self._thumbnail, small)
         due = self._since_search >= self.detect_every or cut
@@ -571,11 +598,11 @@ class FaceFinder:
                 self._search = self._executor.submit(self._search_faces, frame.copy(), gray)
                 self._searched(small)
         self._since_search += 1
-        return Found(self._boxes.copy(), self._scores.copy(), hard_cut)
+        return Found(self._boxes.copy(), self._scores.copy(), hard_cut, self._rolls.copy())
 
     def _search_in_line(self, frame: np.ndarray, gray: np.ndarray, small: np.ndarray) -> None:
         start = time.perf_counter()
-        self._boxes, self._scores, self._templates = self._search_faces(frame, gray)
+        self._boxes, self._scores, self._rolls, self._templates = self._search_faces(frame, gray)
         self._searched(small)
         seconds = time.perf_counter() - start
         over = self.search_budget is not None and seconds > self.search_budget
@@ -590,12 +617,12 @@ class FaceFinder:
             stale, self._search_stale = self._search_stale, False
             found = search.result()  # a search's error is raised here, once
             if not stale:  # faces found on an earlier frame: followed onto this one next
-                self._boxes, self._scores, self._templates = found
+                self._boxes, self._scores, self._rolls, self._templates = found
 
     def _follow(self, gray: np.ndarray) -> None:
         boxes, scores = follow_faces(gray, self._boxes, self._templates)
         kept = scores >= MIN_FOLLOW_SCORE  # the others have left the picture (or turned away)
-        self._boxes, self._scores = boxes[kept], self._scores[kept]
+        self._boxes, self._scores, self._rolls = boxes[kept], self._scores[kept], self._rolls[kept]
         self._templates = [t for t, keep in zip(self._templates, kept, strict=True) if keep]
 
     def _searched(self, small: np.ndarray) -> None:
@@ -603,10 +630,11 @@ class FaceFinder:
         self._since_search, self._thumbnail = 0, small
         self.full_searches += 1
 
-    def _search_faces(self, frame: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """A full-frame search: the boxes, their scores, and their templates for ``follow_faces``."""
-        boxes, scores = detect_faces(frame, self.detector, max_pixels=self.max_pixels)
-        return boxes, scores, [face_template(gray, box) for box in boxes]
+    def _search_faces(self, frame: np.ndarray, gray: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """A full-frame search: the boxes, their scores and rolls, and their templates for ``follow_faces``."""
+        boxes, scores, rolls = detect_faces_and_rolls(frame, self.detector, max_pixels=self.max_pixels)
+        return boxes, scores, rolls, [face_template(gray, box) for box in boxes]
 
     def close(self) -> None:
         """Stop the background search thread, if any (idempotent; waits for a search under way); later

@@ -9,6 +9,7 @@ pixels of the frame, ``(x, y)`` its top-left corner.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -69,25 +70,65 @@ def box_iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def crop_faces(gray: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Cut each box out of ``gray`` and resize it (area interpolation) to ``size`` x ``size``.
+#: Rolls (degrees) smaller than this are not corrected: BlazeFace's eye keypoints of an upright face wobble by a
+#: few degrees from frame to frame, and resampling a level face would only blur it.
+MIN_ROLL = 5.0
+
+
+def crop_faces(gray: np.ndarray, boxes: np.ndarray, size: int, rolls: np.ndarray | None = None) -> np.ndarray:
+    """Cut each box out of ``gray`` and resize it (area interpolation) to ``size`` x ``size``, turning each
+    face whose roll is known so that its eyes are level.
 
     Args:
         gray: uint8 grayscale frame ``(height, width)``.
         boxes: ``(N, 4)`` boxes ``(x, y, w, h)``; parts outside the frame are filled with the frame's
             edge pixels repeated (``cv2.getRectSubPix``), so a face cut by the edge keeps its proportions.
         size: side of the crops in px (48 for the network, ``detection.TEMPLATE_SIDE`` for templates).
+        rolls: ``(N,)`` degrees, the angle of each face's eye line (right eye to left eye) against the x axis,
+            y down (``detection.detect_faces_and_rolls``), or ``None``. A box whose roll is at least
+            ``MIN_ROLL`` away from 0 is cut rotated by that angle about its centre (the crop shows the face
+            with its eyes level); a NaN roll (Haar and HOG boxes) or a small one leaves the crop as it is.
 
     Returns:
         uint8 array ``(N, size, size)``; the crop of a box wholly outside the frame (or empty) is black.
+
+    Raises:
+        ValueError: ``rolls`` is not one value per box.
     """
     boxes = np.asarray(boxes).reshape(-1, 4)
+    if rolls is not None:
+        rolls = np.asarray(rolls, dtype=np.float64).reshape(-1)
+        if len(rolls) != len(boxes):
+            raise ValueError(f"rolls must hold one angle per box ({len(boxes)}), not {len(rolls)}")
     crops = np.zeros((len(boxes), size, size), dtype=np.uint8)
     for i, box in enumerate(boxes):
+        roll = np.nan if rolls is None else rolls[i]
+        if np.isfinite(roll) and abs(roll) >= MIN_ROLL:
+            crop = _level_crop(gray, box, float(roll), size)
+            if crop is not None:
+                crops[i] = crop
+            continue
         patch = rectangle(gray, *box)
         if patch is not None:
             crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return crops
+
+
+def _level_crop(gray: np.ndarray, box, roll: float, size: int) -> np.ndarray | None:
+    """The ``size`` x ``size`` crop of ``box`` turned by ``roll`` degrees about its centre: the square
+    around the box that holds any turn of it (sqrt 2 times its side, edge pixels repeated beyond the frame)
+    is first shrunk by area interpolation, so a large face is not aliased, then turned (bilinear)."""
+    x, y, w, h = (float(v) for v in box)
+    outer = math.ceil(size * 1.5)  # > size * sqrt(2)
+    side_x, side_y = w * outer / size, h * outer / size
+    patch = rectangle(gray, round(x + w / 2 - side_x / 2), round(y + h / 2 - side_y / 2), round(side_x), round(side_y))
+    if patch is None:
+        return None
+    patch = cv2.resize(patch, (outer, outer), interpolation=cv2.INTER_AREA)
+    # cv2's positive angle turns the picture counter-clockwise as seen, undoing a clockwise (positive) roll
+    turn = cv2.getRotationMatrix2D((outer / 2, outer / 2), roll, 1.0)
+    turn[:, 2] -= (outer - size) / 2
+    return cv2.warpAffine(patch, turn, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def rectangle(gray: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray | None:

@@ -409,14 +409,18 @@ class FacialExpressionModel:
 
 
 def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.ndarray,
-                   scores: np.ndarray | None = None, chosen: np.ndarray | None = None) -> list[Face]:
+                   scores: np.ndarray | None = None, chosen: np.ndarray | None = None,
+                   rolls: np.ndarray | None = None) -> list[Face]:
     """Crop every box of a uint8 grayscale frame to 48x48, classify all crops in one batch, and return
     one ``Face`` per box, in the order of ``boxes``. ``scores``: the detector's confidence of each box
     (NaN where it gives none), or ``None``. ``chosen``: bool ``(N,)``, the boxes to classify (default:
-    all); the others' faces have ``probabilities`` ``None`` (``tracking.FaceTracker`` fills them in)."""
+    all); the others' faces have ``probabilities`` ``None`` (``tracking.FaceTracker`` fills them in).
+    ``rolls``: ``(N,)`` degrees, each face's roll (``detection.detect_faces_and_rolls``): a rolled face is
+    cut with its eyes level (``faces.crop_faces``); ``None`` or NaN: cut as it is."""
     boxes = np.asarray(boxes).reshape(-1, 4)
     chosen = np.ones(len(boxes), bool) if chosen is None else np.asarray(chosen, bool)
-    classified = iter(model.predict_proba(crop_faces(gray, boxes[chosen], INPUT_SIZE)))
+    rolls = None if rolls is None else np.asarray(rolls, dtype=np.float32).reshape(-1)[chosen]
+    classified = iter(model.predict_proba(crop_faces(gray, boxes[chosen], INPUT_SIZE, rolls)))
     scores = [None] * len(boxes) if scores is None else [None if np.isnan(s) else float(s) for s in scores]
     return [Face(tuple(int(v) for v in box), next(classified) if classify else None, score)
             for box, score, classify in zip(boxes, scores, chosen, strict=True)]
