@@ -148,8 +148,9 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -
 
 
 def _drop_contained(boxes: np.ndarray, scores: np.ndarray, share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-    """Drop each box (``(x0, y0, x1, y1)`` and any other columns, sorted best first) that shares more than ``share`` of the smaller
-    box's area with a better one: the same face seen by two views at two sizes (IoU can stay low)."""
+    """Drop each box (``(x0, y0, x1, y1)`` and any other columns, sorted best first) that shares more than
+    ``share`` of the smaller box's area with a better one: the same face seen by two views at two sizes (IoU
+    can stay low)."""
     keep: list[int] = []
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for i in range(len(boxes)):

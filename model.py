@@ -1,5 +1,7 @@
-"""The facial-expression classifier: its architecture, its loader, and the classification step of the
-frame path (``classify_faces``: boxes of a frame in, ``Face`` records out).
+"""The served facial-expression classifier: ``FacialExpressionModel`` (the exported files loaded, run by
+LiteRT or Keras) and the classification step of the frame path (``classify_faces``: boxes of a frame in,
+``Face`` records out). The networks' architectures live in ``networks``, the LiteRT conversion and its cache
+in ``runtimes``, the training data in ``datasets``; their public names are also importable from here.
 
 Everything the network needs besides the 48x48 grayscale crop lives inside the
 network itself (the 1/255 rescaling is its first layer), so the training
@@ -11,17 +13,12 @@ Serving never imports Keras or TensorFlow once the LiteRT conversion is cached (
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
-import re
-import tempfile
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +27,18 @@ import numpy as np
 from datasets import FER_DIR, INPUT_SIZE, fer2013_files, load_fer2013_split
 from faces import EMOTIONS_LIST, Face, crop_faces
 from native import quiet_stderr
+from networks import ARCHITECTURES, as_face_batch, import_keras, make_model, recalibrate_batch_norm
+from runtimes import (
+    LITERT_THREADS,
+    RUNTIMES,
+    LiteRTRunner,
+    ModelLoadError,
+    cache_folders,
+    conversion_lock,
+    convert_to_litert,
+    user_cache_dir,
+    write_cache,
+)
 
 if TYPE_CHECKING:  # Keras (and with it TensorFlow) is imported only where a function needs it
     import keras
@@ -43,206 +52,12 @@ ROOT = Path(__file__).resolve().parent
 MODEL_JSON = ROOT / "model.json"
 MODEL_WEIGHTS = ROOT / "model_weights.h5"
 
-__all__ = ["EMOTIONS_LIST", "INPUT_SIZE", "FacialExpressionModel", "ModelLoadError", "classify_faces",
-           "FER_DIR", "default_model", "fer2013_files", "load_fer2013_split", "make_model", "recalibrate_batch_norm"]
+__all__ = ["ARCHITECTURES", "EMOTIONS_LIST", "FER_DIR", "INPUT_SIZE", "LITERT_THREADS", "RUNTIMES",
+           "FacialExpressionModel", "ModelLoadError", "classify_faces", "default_model", "fer2013_files",
+           "load_fer2013_split", "make_model", "recalibrate_batch_norm", "user_cache_dir"]
 
 #: Inputs per forward pass in ``predict_proba`` (faces times test-time views); larger batches are split.
 MAX_BATCH = 256
-
-ARCHITECTURES = ("course", "vgg")
-
-#: Inference back-ends of ``FacialExpressionModel``: ``"litert"`` (the default) runs an int8
-#: dynamic-range quantized LiteRT conversion of the Keras model, ``"keras"`` the Keras model itself.
-RUNTIMES = ("litert", "keras")
-
-
-def _litert_threads() -> int:
-    """Two where the process may use two cores: fewer where its CPU affinity, its cgroup's CPU quota
-    (``cpu.max``, as ``docker --cpus`` sets it) or ``OMP_NUM_THREADS`` (Ray sets it to a task's CPUs in its
-    workers) allow fewer."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(quota) // int(period)))
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
-
-
-#: Threads of the LiteRT interpreter by default (``_litert_threads``). With two, one face's forward pass
-#: takes about half as long, which keeps an HD stream at its source's frame rate on a two-core machine
-#: (README, "Face detectors"); the CPU per face stays about the same.
-LITERT_THREADS = _litert_threads()
-
-
-def make_model(
-    input_shape: tuple[int, int, int] = (INPUT_SIZE, INPUT_SIZE, 1),
-    num_classes: int = len(EMOTIONS_LIST),
-    architecture: str = "course",
-    crop: int | None = None,
-    width: float = 1.0,
-) -> keras.Model:
-    """Build an untrained classifier.
-
-    Args:
-        input_shape: ``(height, width, channels)`` of one face; the network expects raw
-            grayscale intensities in [0, 255] (float32) and rescales them itself.
-        num_classes: number of output probabilities.
-        architecture: ``"course"``: the CNN of the facial-expression-recognition course this
-            project descends from: four convolution blocks (64 3x3, 128 5x5, 512 3x3, 512 3x3;
-            each BatchNormalization, ReLU, 2x2 max-pooling, dropout 0.25), then Dense 256 and
-            Dense 512 (each BatchNormalization, ReLU, dropout 0.25) and a softmax;
-            4,478,727 parameters on 48x48x1 input.
-            ``"vgg"``: the VGG variant of Khaireddin & Chen 2021 (arXiv:2105.03588): four stages of two
-            3x3 convolutions (64, 128, 256, 512 filters; each BatchNormalization, ReLU) and 2x2
-            max-pooling, then, smaller than the paper's two 4096-unit layers (usef-kh/fer
-            ``models/vgg.py``), one Dense 512 (BatchNormalization, ReLU) between dropouts of 0.3 (the
-            paper's 0.2, a little more for the smaller head) and a softmax; 7,055,431 parameters.
-        crop: if set, the network's first step after rescaling is a ``crop`` x ``crop`` center crop
-            (``keras.layers.CenterCrop``), so it still takes 48x48 faces but computes on the crop:
-            40 gives the VGG variant 5,744,711 parameters and (40/48)^2 of its convolutions' multiply-adds.
-            With the notebook's random shifts in front, training sees random crops and serving the
-            center one, as in the 40x40 crops of Khaireddin & Chen 2021 / usef-kh/fer.
-        width: the width multiplier (MobileNets, Howard et al. 2017, arXiv:1704.04861): every
-            convolution's filters and every hidden Dense layer's units are multiplied by it (rounded,
-            at least 1). 0.5 gives the 40x40 VGG variant 1,439,783 parameters and about a quarter of
-            the multiply-adds. The exported ``model.json`` holds the resulting sizes, so loading needs
-            no width.
-
-    Returns:
-        An uncompiled ``keras.Model`` mapping ``(N, *input_shape)`` float32 to ``(N, num_classes)``
-        float32 probabilities. The last layer is float32 even under a mixed-precision policy.
-
-    Raises:
-        ValueError: for an unknown architecture, a crop not between 16 and the input's side, or a width
-            not above 0 and at most 4.
-    """
-    keras = _import_keras()
-    layers = keras.layers
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
-    if crop is not None and not 16 <= crop <= min(input_shape[:2]):
-        raise ValueError(f"crop must be between 16 and {min(input_shape[:2])} pixels, not {crop}")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 4:
-        raise ValueError(f"width must be a number above 0 and at most 4, not {width!r}")
-
-    def sized(n: int) -> int:
-        return max(1, round(n * width))
-
-    inputs = keras.Input(shape=input_shape, name="face")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    if crop is not None:
-        x = layers.CenterCrop(crop, crop, name="center_crop")(x)
-    if architecture == "course":
-        for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
-            x = _conv_bn_relu(x, sized(filters), kernel)
-            x = layers.MaxPooling2D(2)(x)
-            x = layers.Dropout(0.25)(x)
-        x = layers.Flatten()(x)
-        for units in (256, 512):
-            x = _dense_bn_relu(x, sized(units))
-            x = layers.Dropout(0.25)(x)
-    else:  # vgg
-        for filters in (64, 128, 256, 512):
-            x = _conv_bn_relu(x, sized(filters), 3, use_bias=False)
-            x = _conv_bn_relu(x, sized(filters), 3, use_bias=False)
-            x = layers.MaxPooling2D(2)(x)
-        x = layers.Flatten()(x)
-        x = layers.Dropout(0.3)(x)
-        x = _dense_bn_relu(x, sized(512))
-        x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"fer_{architecture}")
-
-
-def _import_keras():
-    """Keras (TensorFlow's C++ start-up chatter kept out of the logs)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    return keras
-
-
-def _conv_bn_relu(x, filters: int, kernel: int, use_bias: bool = True):
-    layers = _import_keras().layers
-    x = layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias)(x)
-    return layers.Activation("relu")(layers.BatchNormalization()(x))
-
-
-def _dense_bn_relu(x, units: int):
-    layers = _import_keras().layers
-    return layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))
-
-
-def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: int = 256) -> int:
-    """Recompute every BatchNormalization layer's statistics on un-augmented faces ("precise BN").
-
-    During training, a BatchNormalization layer keeps an exponential moving average of the mean and
-    variance of the batches it sees, and those batches are augmented (shifted, zoomed, rotated, with
-    "nearest" fill at the borders; with ``AUGMENT="strong"`` also contrast changes and erased patches),
-    while serving sees plain faces. This replaces the moving averages with the average, over all
-    batches of ``faces`` in training mode and weighted by batch size, of each batch's mean and
-    variance: PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", arXiv:2105.07576,
-    section 3; like fvcore's ``update_bn_stats``, the variance is the average of the batch variances,
-    without the spread of the batch means), here on faces without augmentation. What it gave this
-    project's networks: README, "What was tried" (docs/benchmarks/snapshots.txt,
-    docs/benchmarks/course-recalibrated.txt). Only the moving statistics change; Dropout is active
-    during the pass, as in training.
-
-    Args:
-        model: a built ``keras.Model``, modified in place, including BatchNormalization layers inside
-            nested models and layers set to ``trainable=False``.
-        faces: uint8 grayscale faces ``(N, 48, 48)`` in [0, 255] (the training split, without
-            augmentation, shuffled so that each batch mixes classes), ``N >= 2``; all are used.
-        batch_size: faces per training-mode forward pass (each BatchNormalization normalises with the
-            batch's own statistics, so this should be near the training batch size, 64 to 256).
-
-    Returns:
-        The number of BatchNormalization layers recalibrated (0 leaves the model unchanged).
-
-    Raises:
-        TypeError / ValueError: ``faces`` is not uint8 or not ``(N, 48, 48)``, or holds fewer than
-            two faces, or ``batch_size`` is not an int of at least 2 (a variance needs two samples).
-    """
-    faces = _as_face_batch(faces)
-    if len(faces) < 2:
-        raise ValueError(f"faces must hold at least two faces to recalibrate on, got {len(faces)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int of at least 2, not {batch_size!r}")
-    keras = _import_keras()
-    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-    if not norms:
-        return 0
-    saved = [(layer.momentum, layer.trainable) for layer in norms]
-    try:
-        for layer in norms:
-            layer.trainable = True  # a frozen BatchNormalization does not update its statistics
-        # new = old * momentum + batch * (1 - momentum); momentum seen / (seen + n) for a batch of n
-        # faces makes the stored value the mean over the faces seen so far, batch by batch
-        for start in range(0, len(faces), batch_size):
-            batch = faces[start:start + batch_size]
-            for layer in norms:
-                layer.momentum = start / (start + len(batch))
-            model(batch.astype(np.float32)[..., np.newaxis], training=True)
-    finally:
-        for layer, (momentum, trainable) in zip(norms, saved, strict=True):
-            layer.momentum, layer.trainable = momentum, trainable
-    log.info("recalibrated %d BatchNormalization layers on %d faces", len(norms), len(faces))
-    return len(norms)
-
-
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if hasattr(layer, "layers"):  # a nested keras.Model
-            found.extend(_all_layers(layer))
-    return found
-
-
-class ModelLoadError(RuntimeError):
-    """The model files exist but cannot be read as a facial-expression model."""
-
 
 class FacialExpressionModel:
     """A trained classifier loaded once from ``model.json`` + ``model_weights.h5``.
@@ -302,7 +117,7 @@ class FacialExpressionModel:
             if not path.is_file():
                 raise FileNotFoundError(f"model file not found: {path}")
         self._model: keras.Model | None = None
-        self._interpreter: _LiteRTRunner | None = None
+        self._interpreter: LiteRTRunner | None = None
         if runtime == "litert":
             self._interpreter = self._litert_runner(threads)
         else:
@@ -317,7 +132,7 @@ class FacialExpressionModel:
             self._model = _load_keras_model(self._json_path, self._weights_path)
         return self._model
 
-    def _litert_runner(self, threads: int) -> _LiteRTRunner:
+    def _litert_runner(self, threads: int) -> LiteRTRunner:
         """The LiteRT model of the two files, from its cache when one can be read and loaded, else
         converted and cached (see the class docstring); one process at a time converts the same files."""
         digest = hashlib.sha256()
@@ -327,15 +142,15 @@ class FacialExpressionModel:
         runner = self._cached_runner(name, threads, warn=True)
         if runner is not None:
             return runner
-        with _conversion_lock(name):
+        with conversion_lock(name):
             runner = self._cached_runner(name, threads, warn=False)  # converted by another process meanwhile
             if runner is not None:
                 return runner
-            content = _convert_to_litert(self.keras_model)
-            runner = _LiteRTRunner(content, threads)
-            for folder in _cache_folders(self._weights_path.parent):
+            content = convert_to_litert(self.keras_model)
+            runner = LiteRTRunner(content, threads)
+            for folder in cache_folders(self._weights_path.parent):
                 try:  # stale conversions removed beside the weights only: the user's folder serves every install
-                    _write_cache(folder, name, self._weights_path.stem, content,
+                    write_cache(folder, name, self._weights_path.stem, content,
                                  remove_stale=folder == self._weights_path.parent)
                     break
                 except OSError as exc:
@@ -345,12 +160,12 @@ class FacialExpressionModel:
                             self._weights_path)
         return runner
 
-    def _cached_runner(self, name: str, threads: int, warn: bool) -> _LiteRTRunner | None:
+    def _cached_runner(self, name: str, threads: int, warn: bool) -> LiteRTRunner | None:
         """The cached conversion ``name`` from the first cache folder that has a usable one, else None."""
-        for folder in _cache_folders(self._weights_path.parent):
+        for folder in cache_folders(self._weights_path.parent):
             cache = folder / name
             try:
-                return _LiteRTRunner(cache.read_bytes(), threads)
+                return LiteRTRunner(cache.read_bytes(), threads)
             except FileNotFoundError:
                 continue
             except (OSError, ModelLoadError) as exc:  # unreadable, or cut short: not used, and replaced
@@ -372,7 +187,7 @@ class FacialExpressionModel:
             TypeError: ``faces`` is not uint8.
             ValueError: ``faces`` is not of shape ``(N, 48, 48)``.
         """
-        faces = _as_face_batch(faces)
+        faces = as_face_batch(faces)
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS_LIST)), dtype=np.float32)
         x = faces.astype(np.float32)[..., np.newaxis]
@@ -445,7 +260,7 @@ def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:
     """The Keras model of the two files, checked (see ``FacialExpressionModel``'s errors). TensorFlow's
     C++ start-up lines (CUDA probing, absl) are kept off stderr while it loads; errors are raised."""
     with quiet_stderr():
-        keras = _import_keras()
+        keras = import_keras()
         try:
             model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
         except (ValueError, TypeError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -466,152 +281,3 @@ def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:
     return model
 
 
-def _convert_to_litert(model: keras.Model) -> bytes:
-    """The int8 dynamic-range LiteRT flatbuffer of a Keras model (imports TensorFlow).
-
-    Raises:
-        ModelLoadError: the converter failed.
-    """
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its "Assets written to ..." lines
-    try:
-        # TensorFlow's C++ start-up lines (CUDA probing, absl) go to stderr directly; errors are raised
-        with quiet_stderr(), tempfile.TemporaryDirectory() as folder:
-            import tensorflow as tf  # Keras's backend here
-
-            path = Path(folder) / "model.tflite"
-            model.export(str(path), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT])
-            return path.read_bytes()
-    except Exception as exc:  # the converter raises many kinds of errors
-        raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
-
-
-def user_cache_dir() -> Path:
-    """Where LiteRT conversions are cached when the weights' folder cannot be written (a read-only
-    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``.
-
-    Raises:
-        RuntimeError: no ``XDG_CACHE_HOME`` and no home folder (``Path.home``).
-    """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facial-expression-stream"
-
-
-def _cache_folders(weights_folder: Path) -> Iterator[Path]:
-    """The folders a LiteRT cache is looked for and written in, in order: the weights' own, then (asked for
-    only when that one did not serve) the user's, where there is one."""
-    yield weights_folder
-    try:
-        yield user_cache_dir()
-    except RuntimeError as exc:  # a container's user without a home
-        log.info("no user cache folder: %s", exc)
-
-
-@contextlib.contextmanager
-def _conversion_lock(name: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<temp folder>/facial-expression-stream-<name>.lock`` (``fcntl.flock``),
-    so that processes starting together on the same weights (the server and ``annotate``, an archive's
-    Ray workers) convert once, not once each (seconds of CPU and about 1 GB of memory each). Where the
-    lock cannot be had (no ``fcntl``, a lock file of another user), the conversion goes ahead unlocked."""
-    try:
-        import fcntl
-
-        descriptor = os.open(Path(tempfile.gettempdir()) / f"facial-expression-stream-{name}.lock",
-                             os.O_RDWR | os.O_CREAT, 0o666)
-    except (ImportError, OSError) as exc:
-        log.info("converting without a lock: %s", exc)
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("another process is converting the same weights to LiteRT: waiting for it")
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
-
-
-def _write_cache(folder: Path, name: str, stem: str, content: bytes, remove_stale: bool = True) -> None:
-    """Write ``folder/name`` atomically (a temporary file, flushed to disk, renamed: complete or absent,
-    readable by every user), then remove temporary files that a killed process left there over an hour
-    ago and, with ``remove_stale``, the folder's other conversions of weights ``stem``
-    (``<stem>.<16 hex digits>.tflite``).
-
-    Raises:
-        OSError: the folder cannot be created or written (nothing is left behind).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as out:
-        temporary = out.name
-    try:
-        with open(temporary, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # NamedTemporaryFile makes it 0600: another user could not read it
-        os.replace(temporary, folder / name)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    ours = re.compile(rf"{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite")
-    leftover = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite\..+")
-    for path in folder.iterdir():
-        with contextlib.suppress(OSError):
-            if (remove_stale and ours.fullmatch(path.name) and path.name != name) or (
-                    leftover.fullmatch(path.name) and time.time() - path.stat().st_mtime > 3600):
-                path.unlink()
-    log.info("cached the LiteRT conversion as %s", folder / name)
-
-
-class _LiteRTRunner:
-    """A LiteRT flatbuffer run by one interpreter of ``threads`` threads, callable on float32 ``(N, 48, 48, 1)``.
-
-    One interpreter behind a lock (an interpreter is not thread-safe; a call on a few faces takes about
-    a millisecond), its input resized when the batch size changes.
-
-    Raises:
-        ModelLoadError: the flatbuffer cannot be read, or does not map ``(N, 48, 48, 1)`` to ``(N, 7)``.
-    """
-
-    def __init__(self, content: bytes, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
-                self._interpreter = Interpreter(model_content=content, num_threads=threads)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"not a LiteRT model: {exc}") from exc
-        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
-        if (len(inputs) != 1 or list(inputs[0]["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 1]
-                or len(outputs) != 1 or list(outputs[0]["shape"][1:]) != [len(EMOTIONS_LIST)]):
-            raise ModelLoadError("the LiteRT model does not map (N, 48, 48, 1) faces to 7 probabilities")
-        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
-        self._batch = -1
-        self._lock = threading.Lock()
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        with self._lock:
-            if len(x) != self._batch:
-                self._interpreter.resize_tensor_input(self._input, x.shape)
-                self._interpreter.allocate_tensors()
-                self._batch = len(x)
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
-
-
-def _as_face_batch(faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    if not isinstance(faces, np.ndarray):
-        try:
-            faces = np.stack([np.asarray(f) for f in faces]) if len(faces) else np.zeros(
-                (0, INPUT_SIZE, INPUT_SIZE), np.uint8)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"faces must be a (N, {INPUT_SIZE}, {INPUT_SIZE}) array: {exc}") from exc
-    if faces.dtype != np.uint8:
-        raise TypeError(f"faces must be uint8 grayscale in [0, 255], got dtype {faces.dtype}")
-    if faces.ndim != 3 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(f"faces must have shape (N, {INPUT_SIZE}, {INPUT_SIZE}), got {faces.shape}")
-    return faces

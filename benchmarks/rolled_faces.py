@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from datasets import FER_DIR, fer2013_files, ferplus_labels, load_fer2013_split
-from detection import make_face_detector, detect_faces_and_rolls
+from detection import detect_faces_and_rolls, make_face_detector
 from faces import box_iou, crop_faces
 from model import INPUT_SIZE, default_model
 

@@ -1,4 +1,4 @@
-"""The FER+ votes: the loader (targets, the protocol's exclusions, ties, its errors) and the scores reported from them."""
+"""The FER+ votes: the loader (targets, the protocol's exclusions, ties, its errors) and the scores made of them."""
 
 import numpy as np
 import pytest

@@ -405,20 +405,20 @@ def test_the_cache_goes_to_the_user_cache_folder_when_the_weights_folder_cannot_
     cache = shipped_copy(tmp_path / "install")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     user_cache = tmp_path / "cache" / "facial-expression-stream" / cache.name
-    write = model._write_cache
+    write = model.write_cache
 
     def read_only_install(folder, *args, **kwargs):  # the tests run as root, which chmod does not stop
         if folder == tmp_path / "install":
             raise PermissionError(13, "Permission denied", str(folder))
         return write(folder, *args, **kwargs)
 
-    monkeypatch.setattr(model, "_write_cache", read_only_install)
-    monkeypatch.setattr(model, "_convert_to_litert", lambda keras_model: cache.read_bytes())  # no 16-s conversion
+    monkeypatch.setattr(model, "write_cache", read_only_install)
+    monkeypatch.setattr(model, "convert_to_litert", lambda keras_model: cache.read_bytes())  # no 16-s conversion
     install = tmp_path / "install"
     first = FacialExpressionModel(install / "model.json", install / "model_weights.h5")
     assert user_cache.read_bytes() == cache.read_bytes() and not list(install.glob("*.tflite"))
     converted = []  # the next start reads the user's cache
-    monkeypatch.setattr(model, "_convert_to_litert", lambda keras_model: converted.append(1))
+    monkeypatch.setattr(model, "convert_to_litert", lambda keras_model: converted.append(1))
     again = FacialExpressionModel(install / "model.json", install / "model_weights.h5")
     assert converted == []
     for loaded in (first, again):
@@ -441,7 +441,7 @@ def test_a_cache_write_is_atomic_readable_and_removes_only_its_own_stale_files(t
     import os
     import time
 
-    from model import _write_cache
+    from runtimes import write_cache
 
     stale = tmp_path / "model_weights.0123456789abcdef.tflite"
     other = tmp_path / "model_weights.v2.0123456789abcdef.tflite"
@@ -450,9 +450,9 @@ def test_a_cache_write_is_atomic_readable_and_removes_only_its_own_stale_files(t
     for path in (stale, other, old_leftover, fresh_leftover):
         path.write_bytes(b"x")
     os.utime(old_leftover, (time.time() - 7200,) * 2)  # a killed process's, two hours ago
-    _write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content", remove_stale=False)
+    write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content", remove_stale=False)
     assert stale.exists() and not old_leftover.exists()  # the user's folder: another install's may be "stale"
-    _write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content")
+    write_cache(tmp_path, "model_weights.fedcba9876543210.tflite", "model_weights", b"content")
     assert (tmp_path / "model_weights.fedcba9876543210.tflite").read_bytes() == b"content"
     assert (tmp_path / "model_weights.fedcba9876543210.tflite").stat().st_mode & 0o777 == 0o644
     assert not stale.exists()
@@ -486,7 +486,7 @@ def test_two_loads_at_once_convert_once(fer_model, tmp_path, monkeypatch):
         time.sleep(1.0)
         return cache.read_bytes()
 
-    monkeypatch.setattr(model, "_convert_to_litert", slow_conversion)
+    monkeypatch.setattr(model, "convert_to_litert", slow_conversion)
     monkeypatch.setattr(FacialExpressionModel, "keras_model", property(lambda self: None))  # no Keras load
     install, loaded = tmp_path / "install", []
     threads = [threading.Thread(target=lambda: loaded.append(FacialExpressionModel(
@@ -501,19 +501,38 @@ def test_two_loads_at_once_convert_once(fer_model, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # runs the shipped model in a process of its own
+def evaluate(*arguments):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.evaluate", *map(str, arguments)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
 def test_evaluate_reports_a_confusion_matrix_that_matches_its_figures(tmp_path):
     make_tiny_fer(tmp_path / "fer", {"test": 3})
     figure = tmp_path / "cm.png"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.evaluate", "--data", str(tmp_path / "fer" / "test"),
-                           "--figure", str(figure)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)
+    report = evaluate("--data", tmp_path / "fer" / "test", "--figure", figure)  # against the FER+ crowd
     counts = np.array(report["confusion_matrix"])
     assert counts.shape == (len(EMOTIONS_LIST), len(EMOTIONS_LIST))
-    assert counts.sum(axis=1).tolist() == [3] * len(EMOTIONS_LIST)  # rows: the true class
-    assert report["accuracy"] == round(np.trace(counts) / counts.sum(), 4)
-    assert [report["per_class_recall"][name] for name in EMOTIONS_LIST] == [round(c / 3, 4) for c in np.diag(counts)]
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["excluded_images"] == 1 and counts.sum() == report["images"] == 20  # rows: the crowd's class
+    assert report["ferplus_accuracy"] == round(np.trace(counts) / counts.sum(), 4)
+    rows = np.maximum(counts.sum(axis=1), 1)
+    assert [report["per_class_recall"][name] for name in EMOTIONS_LIST] == [round(c / r, 4) for c, r in
+                                                                          zip(np.diag(counts), rows, strict=True)]
+    assert 0 <= report["fer2013_accuracy"] <= 1 and 0 <= report["neutral_called_sad"] <= 1
+    assert report["cpu"]["model"] and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    original = evaluate("--data", tmp_path / "fer" / "test", "--labels", "fer2013")  # the figures of earlier sessions
+    counts = np.array(original["confusion_matrix"])
+    assert counts.sum(axis=1).tolist() == [3] * len(EMOTIONS_LIST)  # rows: the folder's class
+    assert original["accuracy"] == round(np.trace(counts) / counts.sum(), 4)
+
+
+def test_evaluate_without_votes_says_where_they_come_from(tmp_path):
+    make_tiny_fer(tmp_path / "fer", {"test": 1}, votes=False)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.evaluate", "--data", str(tmp_path / "fer" / "test")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "ferplus.csv" in done.stderr and "microsoft/FERPlus" in done.stderr
 
 
 def test_confusion_figure_refuses_a_matrix_of_other_classes(tmp_path):

@@ -52,8 +52,9 @@ def test_notebook_without_votes_names_the_file_and_the_way_around(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="ferplus.csv") as error:
         papermill.execute_notebook(
             str(ROOT / "train.ipynb"), str(tmp_path / "run.ipynb"), cwd=str(ROOT), kernel_name="python3",
-            progress_bar=False, parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(tmp_path / "out"),
-                                            "CHECKPOINT_DIR": str(tmp_path / "ck"), "FIGURES_DIR": str(tmp_path / "fig")})
+            progress_bar=False,
+            parameters={"DATA_DIR": str(data), "OUTPUT_DIR": str(tmp_path / "out"),
+                        "CHECKPOINT_DIR": str(tmp_path / "ck"), "FIGURES_DIR": str(tmp_path / "fig")})
     assert "microsoft/FERPlus" in str(error.value) and "LABELS='fer2013'" in str(error.value)
     assert not (tmp_path / "out" / "model.json").exists()
 

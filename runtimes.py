@@ -1,0 +1,192 @@
+"""The runtimes that run a trained classifier: the int8 LiteRT conversion (``convert_to_litert``), its cache
+on disk (``write_cache``, ``cache_folders``, ``conversion_lock``) and its interpreter (``LiteRTRunner``).
+``model.FacialExpressionModel`` chooses between this and the Keras model itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from datasets import INPUT_SIZE
+from faces import EMOTIONS_LIST
+from native import quiet_stderr
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+#: Inference back-ends of ``FacialExpressionModel``: ``"litert"`` (the default) runs an int8
+#: dynamic-range quantized LiteRT conversion of the Keras model, ``"keras"`` the Keras model itself.
+RUNTIMES = ("litert", "keras")
+
+
+def litert_threads() -> int:
+    """Two where the process may use two cores: fewer where its CPU affinity, its cgroup's CPU quota
+    (``cpu.max``, as ``docker --cpus`` sets it) or ``OMP_NUM_THREADS`` (Ray sets it to a task's CPUs in its
+    workers) allow fewer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
+
+
+#: Threads of the LiteRT interpreter by default (``litert_threads``). With two, one face's forward pass
+#: takes about half as long, which keeps an HD stream at its source's frame rate on a two-core machine
+#: (README, "Face detectors"); the CPU per face stays about the same.
+LITERT_THREADS = litert_threads()
+
+
+class ModelLoadError(RuntimeError):
+    """The model files exist but cannot be read as a facial-expression model."""
+
+
+def convert_to_litert(model: keras.Model) -> bytes:
+    """The int8 dynamic-range LiteRT flatbuffer of a Keras model (imports TensorFlow).
+
+    Raises:
+        ModelLoadError: the converter failed.
+    """
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its "Assets written to ..." lines
+    try:
+        # TensorFlow's C++ start-up lines (CUDA probing, absl) go to stderr directly; errors are raised
+        with quiet_stderr(), tempfile.TemporaryDirectory() as folder:
+            import tensorflow as tf  # Keras's backend here
+
+            path = Path(folder) / "model.tflite"
+            model.export(str(path), format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT])
+            return path.read_bytes()
+    except Exception as exc:  # the converter raises many kinds of errors
+        raise ModelLoadError(f"LiteRT conversion of {model.name} failed (use runtime='keras'): {exc}") from exc
+
+
+def user_cache_dir() -> Path:
+    """Where LiteRT conversions are cached when the weights' folder cannot be written (a read-only
+    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``.
+
+    Raises:
+        RuntimeError: no ``XDG_CACHE_HOME`` and no home folder (``Path.home``).
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facial-expression-stream"
+
+
+def cache_folders(weights_folder: Path) -> Iterator[Path]:
+    """The folders a LiteRT cache is looked for and written in, in order: the weights' own, then (asked for
+    only when that one did not serve) the user's, where there is one."""
+    yield weights_folder
+    try:
+        yield user_cache_dir()
+    except RuntimeError as exc:  # a container's user without a home
+        log.info("no user cache folder: %s", exc)
+
+
+@contextlib.contextmanager
+def conversion_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<temp folder>/facial-expression-stream-<name>.lock`` (``fcntl.flock``),
+    so that processes starting together on the same weights (the server and ``annotate``, an archive's
+    Ray workers) convert once, not once each (seconds of CPU and about 1 GB of memory each). Where the
+    lock cannot be had (no ``fcntl``, a lock file of another user), the conversion goes ahead unlocked."""
+    try:
+        import fcntl
+
+        descriptor = os.open(Path(tempfile.gettempdir()) / f"facial-expression-stream-{name}.lock",
+                             os.O_RDWR | os.O_CREAT, 0o666)
+    except (ImportError, OSError) as exc:
+        log.info("converting without a lock: %s", exc)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is converting the same weights to LiteRT: waiting for it")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def write_cache(folder: Path, name: str, stem: str, content: bytes, remove_stale: bool = True) -> None:
+    """Write ``folder/name`` atomically (a temporary file, flushed to disk, renamed: complete or absent,
+    readable by every user), then remove temporary files that a killed process left there over an hour
+    ago and, with ``remove_stale``, the folder's other conversions of weights ``stem``
+    (``<stem>.<16 hex digits>.tflite``).
+
+    Raises:
+        OSError: the folder cannot be created or written (nothing is left behind).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as out:
+        temporary = out.name
+    try:
+        with open(temporary, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # NamedTemporaryFile makes it 0600: another user could not read it
+        os.replace(temporary, folder / name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    ours = re.compile(rf"{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite")
+    leftover = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{16}}\.tflite\..+")
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if (remove_stale and ours.fullmatch(path.name) and path.name != name) or (
+                    leftover.fullmatch(path.name) and time.time() - path.stat().st_mtime > 3600):
+                path.unlink()
+    log.info("cached the LiteRT conversion as %s", folder / name)
+
+
+class LiteRTRunner:
+    """A LiteRT flatbuffer run by one interpreter of ``threads`` threads, callable on float32 ``(N, 48, 48, 1)``.
+
+    One interpreter behind a lock (an interpreter is not thread-safe; a call on a few faces takes about
+    a millisecond), its input resized when the batch size changes.
+
+    Raises:
+        ModelLoadError: the flatbuffer cannot be read, or does not map ``(N, 48, 48, 1)`` to ``(N, 7)``.
+    """
+
+    def __init__(self, content: bytes, threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
+                self._interpreter = Interpreter(model_content=content, num_threads=threads)
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"not a LiteRT model: {exc}") from exc
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if (len(inputs) != 1 or list(inputs[0]["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 1]
+                or len(outputs) != 1 or list(outputs[0]["shape"][1:]) != [len(EMOTIONS_LIST)]):
+            raise ModelLoadError("the LiteRT model does not map (N, 48, 48, 1) faces to 7 probabilities")
+        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
+        self._batch = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            if len(x) != self._batch:
+                self._interpreter.resize_tensor_input(self._input, x.shape)
+                self._interpreter.allocate_tensors()
+                self._batch = len(x)
+            self._interpreter.set_tensor(self._input, x)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
