@@ -58,6 +58,35 @@ class SourceError(OSError):
     """A video source cannot be opened or stopped delivering frames."""
 
 
+class AuthenticationError(SourceError):
+    """A network camera refused its user name and password (HTTP or RTSP 401 or 403)."""
+
+
+def network_failure(url: str) -> SourceError:
+    """Why the network camera at ``url`` cannot be opened, as the error to raise: asks it once more through
+    PyAV (FFmpeg, as OpenCV, but which tells the reason), within ``NETWORK_TIMEOUT``. 401 or 403 (HTTP, and
+    RTSP, whose answers FFmpeg maps to the same errors) is ``AuthenticationError``, "authentication failed";
+    any other reason is named (``Connection refused``, ``Server returned 404 Not Found``). Messages show the
+    URL with its credentials masked (``mask_credentials``), never FFmpeg's own text that names it."""
+    name = mask_credentials(url)
+    try:
+        import av
+    except ImportError:
+        return SourceError(f"cannot open video source {name}")
+    unauthorized = tuple(getattr(av.error, kind) for kind in ("HTTPUnauthorizedError", "HTTPForbiddenError")
+                         if hasattr(av.error, kind))
+    try:
+        av.open(url, timeout=NETWORK_TIMEOUT).close()
+    except unauthorized as exc:
+        status = 401 if type(exc).__name__ == "HTTPUnauthorizedError" else 403
+        return AuthenticationError(f"authentication failed for {name} ({status}): check the user name and "
+                                   "password in the source's URL")
+    except (av.error.FFmpegError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__  # strerror: FFmpeg's text without the URL
+        return SourceError(f"cannot open video source {name}: {reason}")
+    return SourceError(f"cannot open video source {name} (FFmpeg opens it, OpenCV does not)")
+
+
 class CapturedFrame(NamedTuple):
     """One frame of a source: ``frame`` BGR uint8 ``(height, width, 3)``; ``index`` its number in the file
     (from 0, starting again when a file loops; a webcam counts the frames read); ``time`` in seconds since
@@ -118,6 +147,7 @@ class VideoCamera:
     def _open(self) -> cv2.VideoCapture:
         if self.is_file and not Path(self.source).is_file():
             raise SourceError(f"video file not found: {self.name}")
+        started = time.monotonic()
         if self.is_network:
             milliseconds = int(NETWORK_TIMEOUT * 1000)
             capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, [
@@ -126,6 +156,10 @@ class VideoCamera:
             capture = cv2.VideoCapture(str(self.source) if self.is_file else self.source)
         if not capture.isOpened():
             capture.release()
+            # a camera that answered at once gave a reason (OpenCV keeps it to itself); one that timed out
+            # is unreachable, and asking again would only double the wait
+            if self.is_network and time.monotonic() - started < 0.8 * NETWORK_TIMEOUT:
+                raise network_failure(self.source)
             raise SourceError(f"cannot open video source {self.name}")
         return capture
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 import struct
-import warnings
 from typing import NamedTuple
 
 import cv2
@@ -60,7 +59,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
 
     Args:
         data: the file's bytes.
-        max_pixels: a larger image (by its header) is refused.
+        max_pixels: a larger image (by its header) is refused; so is one over Pillow's own limit
+            (``PILLOW_MAX_PIXELS``), whatever this says.
         working_pixels: a larger image is decoded to about this many pixels or a little more (JPEG:
             Pillow's DCT scaling, by 1/2, 1/4 or 1/8) and then scaled down to it; ``None``: full size.
 
@@ -71,12 +71,12 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
     if not data:
         raise ImageError("the upload is empty")
     try:
-        with warnings.catch_warnings():
-            # Pillow's own limit (about 89 megapixels) turns into an error here: the size check below
-            # never gets an image that large to decode
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # no warnings.catch_warnings() here: it swaps the process's warning filters, which is not thread-safe
+        # and resets every module's record of the warnings already shown, so a warning that should appear
+        # once per process (a malformed EXIF block) came back with every upload. Pillow's own limit (about
+        # 89 megapixels: a DecompressionBombWarning, twice that an error) is enforced by the size check below.
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"the image has more pixels than the limit of {min(max_pixels, PILLOW_MAX_PIXELS):,}",
                          413) from exc
     except UnidentifiedImageError as exc:
@@ -86,8 +86,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, working_pixels: int 
     if image.format not in ALLOWED_FORMATS:
         raise ImageError(f"{image.format} images are not accepted; use JPEG, PNG, WebP, BMP, GIF or TIFF")
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageError(f"the image has {width}x{height} pixels, more than the limit of {max_pixels:,}", 413)
+    if width * height > min(max_pixels, PILLOW_MAX_PIXELS):
+        raise ImageError(f"the image has {width}x{height} pixels, more than the limit of "
+                         f"{min(max_pixels, PILLOW_MAX_PIXELS):,}", 413)
     scale = 1.0 if working_pixels is None or width * height <= working_pixels else math.sqrt(
         working_pixels / (width * height))
     try:

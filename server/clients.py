@@ -3,12 +3,14 @@
 A page makes a client id, sends one JPEG frame at a time (``POST /api/frames?client=ID``; the next when
 the answer has come, so the delay never grows) and draws the answer over its video. The server keeps each
 client's face tracker (``analysis.FaceAnalyzer``: ids and smoothing, as for a server-side stream) and
-forgets it after ``CLIENT_IDLE`` seconds without a frame. At most ``MAX_BROWSER_CLIENTS`` clients at once;
+forgets it after ``CLIENT_IDLE`` seconds without a frame, whether or not other requests come (a sweeper
+thread runs while any client is kept), handing the freed memory back to the system. At most ``MAX_BROWSER_CLIENTS`` clients at once;
 one more gets 503. Frames are never stored or logged.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -19,6 +21,9 @@ from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from analysis import FaceAnalyzer
 from detection import make_face_detector
+from native import release_free_memory
+
+log = logging.getLogger(__name__)
 
 #: A client id: what ``crypto.randomUUID()`` makes, or any 8-64 letters, digits and dashes.
 CLIENT_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
@@ -50,18 +55,47 @@ class BrowserClients:
                          "detect_every": app.config["DETECT_EVERY"]}
         self._clients: dict[str, _Client] = {}
         self._lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None  # runs while any client is kept
         app.extensions["browser_clients"] = self
 
     def active(self) -> int:
         """Clients that sent a frame within ``CLIENT_IDLE`` seconds (the others are forgotten now)."""
         with self._lock:
-            self._forget_idle()
+            forgotten = self._forget_idle()
+            count = len(self._clients)
+        if forgotten:
+            release_free_memory()
+        return count
+
+    def kept(self) -> int:
+        """Clients whose trackers are held now (idle ones the sweeper has not yet forgotten included)."""
+        with self._lock:
             return len(self._clients)
 
-    def _forget_idle(self) -> None:
+    def _forget_idle(self) -> int:
+        """Forget the clients idle for ``CLIENT_IDLE`` s (call under ``_lock``); how many."""
         cutoff = time.monotonic() - self.idle
-        for key in [key for key, client in self._clients.items() if client.last_frame < cutoff]:
+        idle = [key for key, client in self._clients.items() if client.last_frame < cutoff]
+        for key in idle:
             self._clients.pop(key).analyzer.close()
+        return len(idle)
+
+    def _sweep(self) -> None:
+        """The sweeper thread: every ``CLIENT_IDLE``/4 s (0.1-5 s) forget idle clients and hand their memory
+        back to the system (``native.release_free_memory``), until none is kept; ``analyze`` starts it again
+        for the next new client."""
+        period = min(max(self.idle / 4, 0.1), 5.0)
+        while True:
+            time.sleep(period)
+            with self._lock:
+                forgotten = self._forget_idle()
+                if not self._clients:
+                    self._sweeper = None  # decided under the lock: the next new client starts another
+            if forgotten:
+                log.info("forgot %d browser camera(s) idle for %g s", forgotten, self.idle)
+                release_free_memory()
+            if self._sweeper is not threading.current_thread():
+                return
 
     def check(self, client_id: str | None) -> None:
         """Raise what ``analyze`` would refuse ``client_id`` with (a malformed id, or a new client while the
@@ -96,6 +130,9 @@ class BrowserClients:
                 analyzer = FaceAnalyzer(model, make_face_detector(options["detector"], options["min_score"]),
                                         options["smoothing_half_life"], options["detect_every"])
                 client = self._clients[client_id] = _Client(analyzer, last_frame=0.0)
+                if self._sweeper is None:
+                    self._sweeper = threading.Thread(target=self._sweep, name="browser-clients", daemon=True)
+                    self._sweeper.start()
             if not client.busy.acquire(blocking=False):
                 raise Conflict("this page's previous frame is still being analysed: send one frame at a time")
             now = time.monotonic()  # under the lock: _forget_idle never sees a client in use as idle

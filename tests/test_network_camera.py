@@ -1,12 +1,15 @@
 """Network cameras: --source with an rtsp://, http:// or https:// URL, credentials kept out of sight, and
 a camera that drops and comes back (this app's own MJPEG stream, in a second server process, as the camera)."""
 
+import contextlib
+import http.server
+import threading
 import time
 
 import pytest
 from helpers import read_jpeg_frames, start_server, stop_server
 
-from camera import VideoCamera, is_network_source, mask_credentials
+from camera import AuthenticationError, VideoCamera, is_network_source, mask_credentials
 
 
 @pytest.mark.parametrize("url, masked", [
@@ -69,3 +72,44 @@ def test_an_unreachable_camera_fails_within_the_timeout():
     with pytest.raises(OSError, match=r"127\.0\.0\.1:9") as error:
         VideoCamera("http://user:pw@127.0.0.1:9/none")
     assert time.monotonic() - start < 10 and "pw" not in str(error.value)
+
+
+@contextlib.contextmanager
+def refusing_camera(status: int):
+    """A camera on 127.0.0.1 that answers every request with ``status`` (401: asks for a password); yields
+    its URL, ``http://127.0.0.1:PORT/video.mjpg``, without credentials."""
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            self.send_response(status)
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/video.mjpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_camera_that_refuses_the_password_says_authentication_failed(status):
+    with refusing_camera(status) as url:
+        with pytest.raises(AuthenticationError, match="authentication failed") as error:
+            VideoCamera(url.replace("http://", "http://admin:s3cret@"))
+    assert f"({status})" in str(error.value) and "s3cret" not in str(error.value) and "admin" not in str(error.value)
+    assert "http://***@127.0.0.1:" in str(error.value)
+
+
+def test_a_camera_that_is_not_there_says_why():
+    with refusing_camera(404) as url:
+        with pytest.raises(OSError, match="404") as error:
+            VideoCamera(url.replace("http://", "http://admin:s3cret@"))
+    assert not isinstance(error.value, AuthenticationError) and "s3cret" not in str(error.value)
