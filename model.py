@@ -173,6 +173,11 @@ class FacialExpressionModel:
                     log.warning("the cached LiteRT conversion %s cannot be used: %s", cache, exc)
         return None
 
+    @property
+    def views(self) -> int:
+        """Forward passes per face: 1, times 2 with ``flip_tta``, times 5 with ``shift_tta``."""
+        return (5 if self.shift_tta else 1) * (2 if self.flip_tta else 1)
+
     def predict_proba(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Classify a batch of face crops.
 
@@ -191,8 +196,7 @@ class FacialExpressionModel:
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS_LIST)), dtype=np.float32)
         x = faces.astype(np.float32)[..., np.newaxis]
-        views = (5 if self.shift_tta else 1) * (2 if self.flip_tta else 1)
-        chunk = max(1, MAX_BATCH // views)  # at most MAX_BATCH inputs per forward pass, views included
+        chunk = max(1, MAX_BATCH // self.views)  # at most MAX_BATCH inputs per forward pass, views included
         return np.concatenate([self._predict(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
     def _predict(self, x: np.ndarray) -> np.ndarray:

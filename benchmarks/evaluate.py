@@ -13,7 +13,8 @@ on the same faces (``fer2013_accuracy``; it falls as a model learns the crowd's 
 original label agrees with the crowd's majority on only 62% of FER2013's images). ``--labels fer2013``
 gives the figures of earlier sessions (original labels, every image). Then the parameter count and
 milliseconds per face for batches of 1 and 8 faces (median of repeated calls of
-``FacialExpressionModel.predict_proba`` after a warm-up) and the CPU they were measured on.
+``FacialExpressionModel.predict_proba`` after a warm-up) and the CPU they were measured on, and the GFLOP
+per face (``networks.count_flops`` of a forward pass times the views averaged: 2 with flip TTA).
 ``--figure`` also draws the confusion matrix, rows normalised.
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from datasets import FER_DIR, fer2013_files, ferplus_labels, ferplus_scores, load_fer2013_split
 from model import EMOTIONS_LIST, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel
+from networks import count_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,6 +141,7 @@ def main() -> None:
         "data": str(args.data), "flip_tta": model.flip_tta, "shift_tta": model.shift_tta, "runtime": args.runtime,
         **scores,
         "parameters": int(model.keras_model.count_params()),
+        "gflop_per_face": round(count_flops(model.keras_model) * model.views / 1e9, 3),
         "cpu": cpu_description(),
         "ms_per_face_batch_1": round(ms_per_face(model, 1), 2),
         "ms_per_face_batch_8": round(ms_per_face(model, 8), 2),

@@ -17,6 +17,7 @@ papermill = pytest.importorskip("papermill", reason="papermill is a test require
 @pytest.mark.parametrize("architecture, labels, crop, parameters", [
     (None, None, 40, 5_744_711),  # the default: the shipped model's recipe, on the FER+ votes
     ("course", "fer2013", None, 4_478_727),  # the course's CNN on FER2013's own labels, one parameter away each
+    ("mobile", None, 40, 547_463),  # the small network (issue 37)
 ])
 def test_notebook_trains_and_exports(tmp_path, architecture, labels, crop, parameters):
     data, out = tmp_path / "fer2013", tmp_path / "out"
