@@ -20,7 +20,8 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
 
 def draw_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     """Draw every face's box and a label ``"[id: ]<emotion> <probability>%"`` on a BGR frame in place
-    (the label above the box, below it at the top edge); returns the frame."""
+    (the label above the box, below it at the top edge; a face without probabilities gets its id alone, or
+    no label); returns the frame."""
     height = frame.shape[0]
     scale = max(0.45, height / 900)
     thickness = max(1, round(height / 360))
@@ -28,10 +29,13 @@ def draw_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
         x, y, w, h = face.box
         emotion = face.emotion
         color = EMOTION_COLORS.get(emotion, (255, 255, 255))
-        label = f"{emotion} {float(np.max(face.probabilities)):.0%}"
-        if face.id is not None:
-            label = f"{face.id}: {label}"
+        parts = [] if face.id is None else [f"{face.id}:"]
+        if face.probabilities is not None:
+            parts.append(f"{emotion} {float(np.max(face.probabilities)):.0%}")
+        label = " ".join(parts)
         cv2.rectangle(frame, (x, y), (x + w, y + h), color, thickness + 1)
+        if not label:
+            continue
         (tw, th), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else y + h
         cv2.rectangle(frame, (x, top), (x + tw + 6, top + th + baseline + 4), color, cv2.FILLED)

@@ -27,19 +27,23 @@ class Face:
     Attributes:
         box: ``(x, y, w, h)`` in pixels of the frame (ints; may reach outside the frame).
         probabilities: float32 ``(7,)``, the probability of each label of ``EMOTIONS_LIST``, in [0, 1],
-            summing to 1 (smoothed over time once ``tracking.FaceTracker`` has seen the face).
+            summing to 1 (smoothed over time once ``tracking.FaceTracker`` has seen the face); ``None`` for a
+            face not classified on this frame (``model.classify_faces`` with ``chosen``) until the tracker
+            gives it its track's probabilities.
         score: the detector's confidence in [0, 1], or ``None`` where the detector gives none.
         id: the track id (from 1) that ``tracking.FaceTracker`` gives, ``None`` before tracking.
     """
 
     box: tuple[int, int, int, int]
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None
     score: float | None = None
     id: int | None = None
 
     @property
-    def emotion(self) -> str:
-        """The most probable label of ``EMOTIONS_LIST``."""
+    def emotion(self) -> str | None:
+        """The most probable label of ``EMOTIONS_LIST``; ``None`` without probabilities."""
+        if self.probabilities is None:
+            return None
         return EMOTIONS_LIST[int(np.argmax(self.probabilities))]
 
     def replace(self, **changes) -> Face:
@@ -50,12 +54,12 @@ class Face:
 def face_to_dict(face: Face) -> dict:
     """The JSON shape of a face, as the API, the event stream and the OpenAPI description give it:
     ``{"box": [x, y, w, h], "score": s, "emotion": label, "probabilities": {label: p}}`` with ``score``
-    and the probabilities rounded to 4 decimals (``score`` null where the detector gives none), plus
-    ``"id"`` when the face is tracked."""
+    and the probabilities rounded to 4 decimals (``score`` null where the detector gives none; ``emotion``
+    and ``probabilities`` null for a face without probabilities), plus ``"id"`` when the face is tracked."""
+    probabilities = None if face.probabilities is None else {
+        name: round(float(p), 4) for name, p in zip(EMOTIONS_LIST, face.probabilities, strict=True)}
     out = {"box": [int(v) for v in face.box], "score": None if face.score is None else round(float(face.score), 4),
-           "emotion": face.emotion,
-           "probabilities": {name: round(float(p), 4) for name, p in zip(EMOTIONS_LIST, face.probabilities,
-                                                                         strict=True)}}
+           "emotion": face.emotion, "probabilities": probabilities}
     if face.id is not None:
         out["id"] = face.id
     return out

@@ -183,3 +183,16 @@ def test_grayscale_and_bgra_frames_are_analysed_like_bgr_and_others_refused(fer_
         for analyse in (lambda f: analyze_frame(f, fer_model, detector), lambda f: analyzer(f, 0.05)):
             with pytest.raises(ValueError, match="uint8"):
                 analyse(bad)
+
+
+def test_a_face_without_probabilities_has_no_label():
+    from drawing import draw_faces
+    from faces import Face, face_to_dict
+
+    face = Face((10, 10, 40, 40), None, 0.9, 3)
+    assert face.emotion is None
+    assert face_to_dict(face) == {"box": [10, 10, 40, 40], "score": 0.9, "emotion": None, "probabilities": None,
+                                  "id": 3}
+    frame = np.zeros((120, 120, 3), np.uint8)
+    draw_faces(frame, [face.replace(id=None)])  # the box, and no label
+    assert frame[10, 10:50].any() and not frame[:8].any()
