@@ -76,12 +76,15 @@ def convert_to_litert(model: keras.Model) -> bytes:
 
 def user_cache_dir() -> Path:
     """Where LiteRT conversions are cached when the weights' folder cannot be written (a read-only
-    install, a container): ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``.
+    install, a container): the user's cache folder for ``facial-expression-stream`` as ``platformdirs``
+    names it (on Linux ``$XDG_CACHE_HOME/facial-expression-stream``, by default under ``~/.cache``).
 
     Raises:
-        RuntimeError: no ``XDG_CACHE_HOME`` and no home folder (``Path.home``).
+        RuntimeError: no home folder to put it in.
     """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facial-expression-stream"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("facial-expression-stream", appauthor=False))
 
 
 def cache_folders(weights_folder: Path) -> Iterator[Path]:
@@ -96,28 +99,28 @@ def cache_folders(weights_folder: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def conversion_lock(name: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<temp folder>/facial-expression-stream-<name>.lock`` (``fcntl.flock``),
-    so that processes starting together on the same weights (the server and ``annotate``, an archive's
-    Ray workers) convert once, not once each (seconds of CPU and about 1 GB of memory each). Where the
-    lock cannot be had (no ``fcntl``, a lock file of another user), the conversion goes ahead unlocked."""
-    try:
-        import fcntl
+    """Hold an exclusive lock (``filelock``) on ``<temp folder>/facial-expression-stream-<name>.lock``, so
+    that processes starting together on the same weights (the server and ``annotate``, an archive's Ray
+    workers) convert once, not once each (seconds of CPU and about 1 GB of memory each). Where the lock
+    cannot be had (a lock file of another user, a read-only temporary folder), the conversion goes ahead
+    unlocked."""
+    from filelock import FileLock, Timeout
 
-        descriptor = os.open(Path(tempfile.gettempdir()) / f"facial-expression-stream-{name}.lock",
-                             os.O_RDWR | os.O_CREAT, 0o666)
-    except (ImportError, OSError) as exc:
+    lock = FileLock(Path(tempfile.gettempdir()) / f"facial-expression-stream-{name}.lock", mode=0o666)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("another process is converting the same weights to LiteRT: waiting for it")
+            lock.acquire()
+    except OSError as exc:
         log.info("converting without a lock: %s", exc)
         yield
         return
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("another process is converting the same weights to LiteRT: waiting for it")
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(descriptor)  # releases the lock
+        lock.release()
 
 
 def write_cache(folder: Path, name: str, stem: str, content: bytes, remove_stale: bool = True) -> None:
