@@ -4,8 +4,8 @@ A page makes a client id, sends one JPEG frame at a time (``POST /api/frames?cli
 the answer has come, so the delay never grows) and draws the answer over its video. The server keeps each
 client's face tracker (``analysis.FaceAnalyzer``: ids and smoothing, as for a server-side stream) and
 forgets it after ``CLIENT_IDLE`` seconds without a frame, whether or not other requests come (a sweeper
-thread runs while any client is kept), handing the freed memory back to the system. At most ``MAX_BROWSER_CLIENTS`` clients at once;
-one more gets 503. Frames are never stored or logged.
+thread runs while any client is kept), handing the freed memory back to the system. At most
+``MAX_BROWSER_CLIENTS`` clients at once; one more gets 503. Frames are never stored or logged.
 """
 
 from __future__ import annotations
