@@ -34,6 +34,10 @@ SMOOTHING_HALF_LIFE = 0.3
 #: then costs more than the budget, but no label is older than a quarter second at 30 frames/s).
 MAX_CLASSIFY_EVERY = 8
 
+#: Source seconds a lost face's track is kept (with its id) for the face to come back, however many frames
+#: that is: a browser camera's frames come slower and less evenly than a file's (tracking.FaceTracker).
+TRACK_KEEP_SECONDS = 1.0
+
 #: Longest wait between two attempts to reconnect a network camera, in seconds (the first is 1 s, then
 #: each doubles).
 MAX_RECONNECT_WAIT = 30.0
@@ -102,7 +106,8 @@ class FaceAnalyzer:
         self.finder = FaceFinder(detector, detect_every, detect_max_pixels, search_budget)
         # a face that one full search misses is followed no more until the next: its track must outlive that,
         # with room for a background search that ends later than the one before it
-        self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, 2 * detect_every))
+        self.tracker = FaceTracker(half_life=smoothing_half_life, max_missed=max(5, 2 * detect_every),
+                                   keep_seconds=TRACK_KEEP_SECONDS)
         self.classify_budget = classify_budget
         self.frames = 0  # frames analysed
         self.faces_classified = 0  # crops classified, over all frames (at most the faces shown)
@@ -126,7 +131,7 @@ class FaceAnalyzer:
             self.tracker.reset()
         if lap:
             lap("detect")
-        chosen = self._faces_to_classify(found.boxes)
+        chosen = self._faces_to_classify(found.boxes, dt)
         start = time.perf_counter()
         faces = classify_faces(self.model, gray, found.boxes, found.scores, chosen, found.rolls)
         if (count := int(chosen.sum())) > 0:
@@ -140,14 +145,14 @@ class FaceAnalyzer:
             lap("classify")
         return faces
 
-    def _faces_to_classify(self, boxes: np.ndarray) -> np.ndarray:
+    def _faces_to_classify(self, boxes: np.ndarray, dt: float) -> np.ndarray:
         """Which of this frame's boxes to classify: bool ``(N,)`` (see ``classify_budget``)."""
         cost = self._seconds_per_face * len(boxes)
         if self.classify_budget is None or cost <= self.classify_budget:
             return np.ones(len(boxes), bool)
         every = min(MAX_CLASSIFY_EVERY, math.ceil(cost / max(self.classify_budget, 1e-6)))
         return np.array([track is None or (track + self.frames) % every == 0
-                         for track in self.tracker.track_ids(boxes)], bool)
+                         for track in self.tracker.track_ids(boxes, dt)], bool)
 
     def close(self) -> None:
         """Stop the finder's background search thread, if any (idempotent)."""

@@ -112,3 +112,39 @@ def test_reset_forgets_the_tracks_and_never_reuses_an_id():
     tracker.reset()
     (after,) = tracker.update([face(box, "sad")], 0.04)
     assert after.id == 2 and EMOTIONS_LIST[int(np.argmax(after.probabilities))] == "sad"  # nothing carried over
+
+
+def test_a_fast_face_keeps_its_id_by_its_predicted_place():
+    """A face moving 30 px a frame (its box 50 px wide): its last box overlaps the new one by IoU 0.25, below
+    ``min_iou``, but the box moved on by the track's velocity overlaps it more."""
+    tracker = FaceTracker()
+    ids = [tracker.update([face((100 + 30 * k, 100, 50, 50), "happy")], 0.04)[0].id for k in range(8)]
+    assert ids == [1] * 8
+    assert FaceTracker(keep_seconds=0).track_ids([(400, 100, 50, 50)]) == [None]
+
+
+def test_a_face_that_jumps_a_little_without_overlap_keeps_its_id_but_another_size_does_not():
+    tracker = FaceTracker(min_iou=0.6)
+    tracker.update([face((100, 100, 50, 50), "happy")], 0.04)
+    assert tracker.update([face((120, 100, 50, 50), "happy")], 0.04)[0].id == 1  # IoU 0.43, centre 20 px away
+    assert tracker.update([face((140, 100, 100, 100), "happy")], 0.04)[0].id == 2  # twice the size: another face
+
+
+def test_a_track_is_kept_for_keep_seconds_however_many_frames_are_missed():
+    tracker = FaceTracker(max_missed=2, keep_seconds=1.0)
+    box = (100, 100, 50, 50)
+    tracker.update([face(box, "happy")], 1 / 30)
+    for _ in range(20):  # 0.67 s of a detector's misses at 30 frames/s
+        tracker.update([], 1 / 30)
+    assert tracker.update([face(box, "happy")], 1 / 30)[0].id == 1
+    for _ in range(40):  # 1.3 s
+        tracker.update([], 1 / 30)
+    assert tracker.update([face(box, "happy")], 1 / 30)[0].id == 2
+
+
+def test_two_faces_side_by_side_keep_their_ids_when_they_move_together():
+    tracker = FaceTracker()
+    for k in range(5):
+        left, right = tracker.update([face((100 + 10 * k, 100, 50, 50), "happy"),
+                                      face((155 + 10 * k, 100, 50, 50), "sad")], 0.04)
+        assert (left.id, right.id) == (1, 2)
