@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from checks import check_number
 from datasets import FER_DIR, INPUT_SIZE, fer2013_files, load_fer2013_split
 from faces import EMOTIONS_LIST, Face, crop_faces
 from native import quiet_stderr
@@ -106,11 +107,8 @@ class FacialExpressionModel:
                  runtime: str = "litert", shift_tta: int = 0, threads: int = LITERT_THREADS) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}")
-        if isinstance(shift_tta, bool) or not isinstance(shift_tta, int) or not 0 <= shift_tta < INPUT_SIZE // 4:
-            raise ValueError(f"shift_tta must be a whole number of pixels from 0 to {INPUT_SIZE // 4 - 1}, "
-                             f"not {shift_tta!r}")
+        threads = check_number(threads, "threads", integer=True, minimum=1)
+        shift_tta = check_number(shift_tta, "shift_tta (pixels)", integer=True, minimum=0, maximum=INPUT_SIZE // 4 - 1)
         self.flip_tta, self.runtime, self.shift_tta = flip_tta, runtime, shift_tta
         self._json_path, self._weights_path = Path(model_json_file), Path(model_weights_file)
         for path in (self._json_path, self._weights_path):

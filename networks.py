@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from checks import check_number
 from datasets import INPUT_SIZE
 from faces import EMOTIONS_LIST
 
@@ -79,8 +80,7 @@ def make_model(
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
     if crop is not None and not 16 <= crop <= min(input_shape[:2]):
         raise ValueError(f"crop must be between 16 and {min(input_shape[:2])} pixels, not {crop}")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 4:
-        raise ValueError(f"width must be a number above 0 and at most 4, not {width!r}")
+    check_number(width, "width", above=0, maximum=4)
 
     def sized(n: int) -> int:
         return max(1, round(n * width))
@@ -211,8 +211,7 @@ def recalibrate_batch_norm(model: keras.Model, faces: np.ndarray, batch_size: in
     faces = as_face_batch(faces)
     if len(faces) < 2:
         raise ValueError(f"faces must hold at least two faces to recalibrate on, got {len(faces)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int of at least 2, not {batch_size!r}")
+    check_number(batch_size, "batch_size", integer=True, minimum=2)
     keras = import_keras()
     norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
