@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detection import BlazeFaceDetector, detect_faces, load_face_detector
+from detection import detect_faces, load_face_detector
+from detectors.blazeface import BlazeFaceDetector
 from faces import box_iou
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

@@ -40,7 +40,8 @@ import numpy as np
 
 from analysis import FaceAnalyzer
 from benchmarks.pipeline import fer_pipeline, machine
-from detection import DETECT_EVERY, BlazeFaceDetector, detect_faces, make_face_detector
+from detection import DETECT_EVERY, detect_faces, make_face_detector
+from detectors.blazeface import BlazeFaceDetector
 from drawing import draw_faces, encode_jpeg
 from faces import box_iou
 from model import default_model

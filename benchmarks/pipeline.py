@@ -182,12 +182,12 @@ def app_pipeline(model, fps: float, detector: str = "haar", **options):
 
 def course_pipeline(model):
     """The course's camera.py loop: Haar 1.3/5 on the full frame, ``model.predict`` on each face."""
-    detector = load_face_detector()
+    cascade = load_face_detector().cascade
     keras_model = model.keras_model
 
     def process(frame, timer):
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        faces = detector.detectMultiScale(gray, 1.3, 5)
+        faces = cascade.detectMultiScale(gray, 1.3, 5)
         timer.lap("detect")
         labels = []
         for (x, y, w, h) in faces:

@@ -1,4 +1,5 @@
-"""Finding faces: the full-frame search, following faces, cuts, and FaceFinder's schedule of searches."""
+"""Finding faces: the full-frame search, following faces, cuts, and FaceFinder's schedule of searches (the
+detectors themselves: tests/test_detectors_*.py)."""
 
 import threading
 import time
@@ -11,6 +12,7 @@ from helpers import ASTRONAUT_FACE, MEDIA_DIR, astronaut_bgr, decoded_frames, re
 from detection import (
     THUMBNAIL_SIZE,
     FaceFinder,
+    HaarFaceDetector,
     detect_faces,
     detect_faces_and_rolls,
     face_template,
@@ -19,6 +21,7 @@ from detection import (
     make_face_detector,
     scene_changed,
 )
+from detectors import DEFAULT_SETTINGS
 from faces import box_iou as iou
 from faces import crop_faces
 
@@ -127,18 +130,18 @@ def test_background_search_after_a_cut_forgets_the_last_scene(face_video):
         finder.close()
 
 
-class FailingDetector:
-    """A Haar-like detector whose third search fails."""
+class FailingDetector(HaarFaceDetector):
+    """A Haar detector whose third search fails."""
 
     def __init__(self):
+        super().__init__()
         self.calls = 0
-        self.cascade = load_face_detector()
 
-    def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+    def detect(self, frame, settings=DEFAULT_SETTINGS):
         self.calls += 1
         if self.calls == 3:
             raise cv2.error("search failed")
-        return self.cascade.detectMultiScale(*args, **kwargs)
+        return super().detect(frame, settings)
 
 
 def test_a_failed_background_search_is_raised_once(face_video):
@@ -288,54 +291,6 @@ def test_blazeface_refuses_a_score_outside_0_1(min_score):
 def test_blazeface_on_slivers_and_blank_frames_finds_none(shape):
     boxes, scores = detect_faces(np.full(shape, 128, np.uint8), make_face_detector("blazeface"))
     assert boxes.shape == (0, 4) and scores.shape == (0,)
-
-
-def test_blazeface_finds_a_small_face_in_a_large_frame_with_tiles():
-    from detection import BlazeFaceDetector
-
-    small = cv2.resize(astronaut_bgr(), (205, 205), interpolation=cv2.INTER_AREA)  # a face of 40 px
-    frame = np.full((1080, 1920, 3), 90, np.uint8)
-    frame[600:805, 1500:1705] = small
-    expected = (1500 + ASTRONAUT_FACE[0] * 0.4, 600 + ASTRONAUT_FACE[1] * 0.4, 40, 40)
-    assert len(BlazeFaceDetector().detect(frame)[0]) == 0  # too small even in a square tile scaled to 192 px
-    boxes, _ = BlazeFaceDetector(tile=480).detect(frame)
-    assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4
-
-
-@pytest.mark.parametrize("side", [300, 400])  # faces of 59 and 78 px
-def test_blazeface_square_tiles_find_a_face_the_letterboxed_frame_loses(side):
-    from detection import BlazeFaceDetector
-
-    small = cv2.resize(astronaut_bgr(), (side, side), interpolation=cv2.INTER_AREA)
-    frame = np.full((1080, 1920, 3), 90, np.uint8)
-    frame[500:500 + side, 1500:1500 + side] = small
-    scale = side / 512
-    expected = (1500 + ASTRONAUT_FACE[0] * scale, 500 + ASTRONAUT_FACE[1] * scale, 100 * scale, 100 * scale)
-    assert len(BlazeFaceDetector(tile=None).detect(frame)[0]) == 0
-    boxes, scores = BlazeFaceDetector().detect(frame)  # tile="square", the default
-    assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4 and 0.5 <= scores[0] <= 1
-
-
-@pytest.mark.parametrize(("size", "tiles"), [
-    ((1920, 1080), [(0, 0, 1080), (840, 0, 1080)]),
-    ((640, 360), [(0, 0, 360), (280, 0, 360)]),
-    ((640, 480), [(0, 0, 480), (160, 0, 480)]),
-    ((360, 1000), [(0, 0, 360), (0, 213, 360), (0, 427, 360), (0, 640, 360)]),
-    ((600, 604), []),  # nearly square: the whole frame fills the model's input
-    ((900, 20), []),  # a sliver
-])
-def test_square_tiles_cover_the_frame_with_overlap(size, tiles):
-    from detection import BlazeFaceDetector
-
-    assert BlazeFaceDetector()._tiles(*size) == tiles
-
-
-@pytest.mark.parametrize("tile", ["round", 32, True, 1.5])
-def test_blazeface_refuses_a_bad_tile(tile):
-    from detection import BlazeFaceDetector
-
-    with pytest.raises(ValueError, match="tile"):
-        BlazeFaceDetector(tile=tile)
 
 
 #: Centres (x, y) of the seven faces of deepface_selfie-many-people.jpg (600x604), marked by eye: the
