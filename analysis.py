@@ -14,16 +14,27 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from camera import SourceError, VideoCamera
-from detection import DETECT_EVERY, DETECT_MAX_PIXELS, FaceDetector, FaceFinder, detect_faces_and_rolls
+from detection import (
+    DETECT_EVERY,
+    DETECT_MAX_PIXELS,
+    FaceDetector,
+    FaceFinder,
+    detect_faces_and_rolls,
+    make_face_detector,
+)
 from drawing import draw_faces, encode_jpeg, message_jpeg
 from faces import Face
 from model import FacialExpressionModel, classify_faces
 from tracking import FaceTracker
+
+if TYPE_CHECKING:  # settings.py takes its defaults from here: the type alone, no import at run time
+    from settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +123,18 @@ class FaceAnalyzer:
         self.frames = 0  # frames analysed
         self.faces_classified = 0  # crops classified, over all frames (at most the faces shown)
         self._seconds_per_face = 0.0  # classification time per face, averaged over recent frames
+
+    @classmethod
+    def from_settings(cls, model: FacialExpressionModel, settings: AnalysisSettings,
+                      search_budget: float | None = None, classify_budget: float | None = None) -> FaceAnalyzer:
+        """The analyzer of one video under ``settings`` (``settings.AnalysisSettings``: its detector, made here
+        with its least score, its ``detect_every`` and its smoothing half-life); the budgets as for the class.
+
+        Raises:
+            ValueError, RuntimeError: the detector cannot be made (see ``detection.make_face_detector``).
+        """
+        return cls(model, make_face_detector(settings.detector, settings.min_score), settings.smoothing_half_life,
+                   settings.detect_every, search_budget=search_budget, classify_budget=classify_budget)
 
     def __call__(self, frame: np.ndarray, dt: float, lap: Callable[[str], None] | None = None) -> list[Face]:
         """The tracked faces of the next uint8 frame of the video (the frame is not modified).
