@@ -51,10 +51,11 @@ def predict():
         return json_error(415, "send an image as multipart field 'image' or as a body with an image/* "
                                f"content type, not {request.mimetype or 'no content type'}")
     config, model = current_app.config, current_app.extensions["model"]
+    settings = current_app.extensions["analysis_settings"]  # settings.AnalysisSettings
 
     def analyze():  # on an upload worker thread (server/uploads.py)
         image = decode_image(data, config["MAX_IMAGE_PIXELS"], config["WORKING_PIXELS"])
-        detector = thread_face_detector(config["DETECTOR"], config["MIN_SCORE"])
+        detector = thread_face_detector(settings.detector, settings.min_score)
         faces = analyze_frame(image.frame, model, detector, config["PHOTO_DETECT_MAX_PIXELS"])
         scale = image.width / image.frame.shape[1]  # boxes in pixels of the image as uploaded
         return image, [face.replace(box=tuple(round(v * scale) for v in face.box)) for face in faces]

@@ -20,8 +20,9 @@ from flask import Flask, current_app
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from analysis import FaceAnalyzer
-from detection import make_face_detector
+from checks import check_number
 from native import release_free_memory
+from settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,11 @@ class _Client:
 
 
 class BrowserClients:
-    """A Flask extension: the browser clients' face analyzers, made on a client's first frame.
+    """A Flask extension: the browser clients' face analyzers, made on a client's first frame under the app's
+    one ``settings.AnalysisSettings`` (``app.extensions["analysis_settings"]``).
+
+    Raises (from ``init_app``):
+        ValueError: ``MAX_BROWSER_CLIENTS`` is not an integer of at least 1.
 
     Raises (from ``analyze``; ``check`` raises the first two):
         BadRequest: a malformed client id.
@@ -46,13 +51,9 @@ class BrowserClients:
     """
 
     def init_app(self, app: Flask) -> None:
-        self.limit = app.config["MAX_BROWSER_CLIENTS"]
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
-            raise ValueError(f"MAX_BROWSER_CLIENTS must be an integer of at least 1, not {self.limit!r}")
+        self.limit = check_number(app.config["MAX_BROWSER_CLIENTS"], "MAX_BROWSER_CLIENTS", integer=True, minimum=1)
         self.idle = float(app.config["CLIENT_IDLE"])
-        self._options = {"detector": app.config["DETECTOR"], "min_score": app.config["MIN_SCORE"],
-                         "smoothing_half_life": max(float(app.config["SMOOTHING_HALF_LIFE"]), 0.0),
-                         "detect_every": app.config["DETECT_EVERY"]}
+        self.settings: AnalysisSettings = app.extensions["analysis_settings"]
         self._clients: dict[str, _Client] = {}
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None  # runs while any client is kept
@@ -126,9 +127,7 @@ class BrowserClients:
             client = self._clients.get(client_id)
             if client is None:
                 self._check_room()
-                options = self._options
-                analyzer = FaceAnalyzer(model, make_face_detector(options["detector"], options["min_score"]),
-                                        options["smoothing_half_life"], options["detect_every"])
+                analyzer = FaceAnalyzer.from_settings(model, self.settings)
                 client = self._clients[client_id] = _Client(analyzer, last_frame=0.0)
                 if self._sweeper is None:
                     self._sweeper = threading.Thread(target=self._sweep, name="browser-clients", daemon=True)

@@ -34,7 +34,7 @@ def index():
         missing_default=None if sources.auto else sources.default,
         labels={name: sources.label(name) for name in sources.names()},
         webcam_missing=sources.webcam_missing, browser=BROWSER,
-        detector_name=DETECTOR_NAMES[current_app.config["DETECTOR"]],
+        detector_name=DETECTOR_NAMES[current_app.extensions["analysis_settings"].detector],
         page_config={
             "emotions": list(EMOTIONS_LIST),
             "colors": {name: "#{:02x}{:02x}{:02x}".format(*bgr[::-1]) for name, bgr in EMOTION_COLORS.items()},

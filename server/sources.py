@@ -19,7 +19,8 @@ from flask import Flask, abort, current_app
 
 from analysis import FaceAnalyzer, annotated_stream, reconnecting_stream
 from camera import FALLBACK_FPS, VIDEO_SUFFIXES, SourceError, VideoCamera, is_network_source, mask_credentials
-from detection import make_face_detector
+from model import FacialExpressionModel
+from settings import AnalysisSettings
 from streaming import FrameProducer, ProducerRegistry
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,23 @@ def webcam_opens(index: int) -> bool:
         capture.release()
 
 
-def open_stream(target: int | Path | str, model, detector: str, min_score: float, smoothing_half_life: float,
-                detect_every: int):
+def open_stream(target: int | Path | str, model: FacialExpressionModel, settings: AnalysisSettings):
     """A ``streaming.StreamFactory`` body: open ``target`` (webcam index, file, or network camera URL) and
-    return its annotated stream; searches move to a worker thread once they take longer than one frame
-    period. A network camera's stream reconnects (``analysis.reconnecting_stream``)."""
+    return its annotated stream, analysed under ``settings``; searches move to a worker thread once they take
+    longer than one frame period. A network camera's stream reconnects (``analysis.reconnecting_stream``).
+
+    Raises:
+        camera.SourceError: the webcam or file does not open (a network camera is retried instead).
+    """
     if is_network_source(target):
         # a network camera's rate is known only once it is open: searches get the assumed rate's period
-        analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
-                                search_budget=1.0 / FALLBACK_FPS, classify_budget=0.5 / FALLBACK_FPS)
+        analyzer = FaceAnalyzer.from_settings(model, settings, search_budget=1.0 / FALLBACK_FPS,
+                                              classify_budget=0.5 / FALLBACK_FPS)
         return reconnecting_stream(lambda: VideoCamera(target), analyzer, mask_credentials(target))
     camera = VideoCamera(target)
     try:
-        analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every,
-                                search_budget=1.0 / camera.fps, classify_budget=0.5 / camera.fps)
+        analyzer = FaceAnalyzer.from_settings(model, settings, search_budget=1.0 / camera.fps,
+                                              classify_budget=0.5 / camera.fps)
     except Exception:
         camera.release()
         raise
@@ -94,7 +98,8 @@ def open_stream(target: int | Path | str, model, detector: str, min_score: float
 
 class SourceCatalog:
     """The sources of one app and their producers; ``init_app`` probes the webcam (``WEBCAM_INDEX``) once
-    and settles the default source (``SOURCE``, see ``server.DEFAULT_CONFIG``).
+    and settles the default source (``SOURCE``, see ``server.DEFAULT_CONFIG``). Every producer analyses its
+    source under the app's one ``settings.AnalysisSettings`` (``app.extensions["analysis_settings"]``).
 
     Raises (from ``init_app``):
         camera.SourceError: ``SOURCE`` is ``"webcam"`` and it does not open, or a path that is not a file.
@@ -114,10 +119,8 @@ class SourceCatalog:
         self.auto = config["SOURCE"] == "auto"  # the default follows what is there (see current_default)
         self.default, self._extra = self._choose_default(config["SOURCE"])
         log.info("default source: %s", self.current_default() or "none")
-        self._stream_options = {
-            "model": app.extensions["model"], "detector": config["DETECTOR"], "min_score": config["MIN_SCORE"],
-            "smoothing_half_life": max(float(config["SMOOTHING_HALF_LIFE"]), 0.0),
-            "detect_every": config["DETECT_EVERY"]}
+        self.model: FacialExpressionModel = app.extensions["model"]
+        self.settings: AnalysisSettings = app.extensions["analysis_settings"]
         app.extensions["sources"] = self
 
     def _choose_default(self, source: str) -> tuple[str | None, dict[str, Path]]:
@@ -193,7 +196,7 @@ class SourceCatalog:
     def producer(self, name: str | None) -> FrameProducer:
         """The shared producer of a requested source (see ``resolve`` for the errors)."""
         name, target = self.resolve(name)
-        return self.producers.get(name, functools.partial(open_stream, target, **self._stream_options))
+        return self.producers.get(name, functools.partial(open_stream, target, self.model, self.settings))
 
 
 def _shorten(name: str) -> str:

@@ -15,6 +15,7 @@ from typing import TypeVar
 from flask import Flask, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
+from checks import check_number
 from native import release_free_memory
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,13 @@ class UploadLimiter:
     """A Flask extension: ``run(work)`` runs ``work()`` on one of ``MAX_UPLOADS`` low-priority worker
     threads once a slot is free within ``UPLOAD_WAIT`` seconds.
 
-    Raises (from ``run``):
-        werkzeug.exceptions.ServiceUnavailable: no slot within the wait (503, ``Retry-After`` set).
+    Raises:
+        ValueError: (from ``init_app``) ``MAX_UPLOADS`` is not an integer of at least 1.
+        werkzeug.exceptions.ServiceUnavailable: (from ``run``) no slot within the wait (503, ``Retry-After`` set).
     """
 
     def init_app(self, app: Flask) -> None:
-        slots = app.config["MAX_UPLOADS"]
-        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-            raise ValueError(f"MAX_UPLOADS must be an integer of at least 1, not {slots!r}")
+        slots = check_number(app.config["MAX_UPLOADS"], "MAX_UPLOADS", integer=True, minimum=1)
         self.wait = float(app.config["UPLOAD_WAIT"])
         self._slots = threading.BoundedSemaphore(slots)
         self._pool = ThreadPoolExecutor(slots, thread_name_prefix="upload", initializer=_lower_priority)

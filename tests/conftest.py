@@ -37,12 +37,13 @@ def videos_dir(face_video, tmp_path):
 
 @pytest.fixture()
 def make_app(fer_model, videos_dir):
-    """``make_app(**overrides)``: an app on the shipped model and ``videos_dir``, no webcam, idle after 1 s,
-    with ``overrides`` of its config (``VIDEOS_DIR=...``, ``SOURCE=...``)."""
-    def make(**overrides):
+    """``make_app(settings=None, **overrides)``: an app on the shipped model and ``videos_dir``, no webcam, idle
+    after 1 s, with ``overrides`` of its config (``VIDEOS_DIR=...``, ``SOURCE=...``) and its analysis
+    ``settings`` (a ``settings.AnalysisSettings``; default: the defaults)."""
+    def make(settings=None, **overrides):
         config = {"MODEL": fer_model, "VIDEOS_DIR": videos_dir, "WEBCAM_INDEX": None, "IDLE_TIMEOUT": 1.0,
                   "TESTING": True}
-        return create_app({**config, **overrides})
+        return create_app({**config, **overrides}, settings)
 
     return make
 
