@@ -15,14 +15,18 @@ import threading
 import time
 from pathlib import Path
 
-from analysis import SMOOTHING_HALF_LIFE
-from detection import DEFAULT_DETECTOR, DETECT_EVERY, DETECTORS, MIN_SCORE
+from detection import DETECTORS
 from images import MAX_PIXELS, PILLOW_MAX_PIXELS
 from model import RUNTIMES
+from settings import AnalysisSettings
 
 log = logging.getLogger("main")
 
 COMMANDS = ("serve", "annotate")
+
+#: The analysis options' defaults (``--smoothing``, ``--detect-every``, ``--detector``, ``--min-score``,
+#: ``--runtime``): those of ``settings.AnalysisSettings``.
+DEFAULTS = AnalysisSettings()
 
 #: ``--host`` values that bind every interface.
 ALL_INTERFACES = ("0.0.0.0", "::", "")
@@ -93,20 +97,20 @@ def port_number(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of both commands; ``serve`` is the default (see ``parse_args``)."""
     analysis = argparse.ArgumentParser(add_help=False)  # the options both commands share
-    analysis.add_argument("--smoothing", type=non_negative_float, default=SMOOTHING_HALF_LIFE, metavar="SECONDS",
-                          help="half-life of the smoothing of each face's probabilities over time; 0 turns it "
-                               f"off (default {SMOOTHING_HALF_LIFE})")
-    analysis.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="N",
+    analysis.add_argument("--smoothing", type=non_negative_float, default=DEFAULTS.smoothing_half_life,
+                          metavar="SECONDS", help="half-life of the smoothing of each face's probabilities over "
+                                                  f"time; 0 turns it off (default {DEFAULTS.smoothing_half_life})")
+    analysis.add_argument("--detect-every", type=positive_int, default=DEFAULTS.detect_every, metavar="N",
                           help="search the whole frame for faces on every N-th frame and follow the faces found "
                                "between; 1: every frame (finds new faces sooner, costs more CPU; "
-                               f"default {DETECT_EVERY})")
-    analysis.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                               f"default {DEFAULTS.detect_every})")
+    analysis.add_argument("--detector", choices=DETECTORS, default=DEFAULTS.detector,
                           help="face detector: MediaPipe's BlazeFace (default), OpenCV's Haar cascade (the "
                                "course's), or dlib's HOG detector (needs `pip install dlib-bin`)")
-    analysis.add_argument("--min-score", type=score, default=MIN_SCORE, metavar="S",
+    analysis.add_argument("--min-score", type=score, default=DEFAULTS.min_score, metavar="S",
                           help="least detector confidence of a face, 0-1 (BlazeFace; Haar and HOG give none; "
-                               f"default {MIN_SCORE})")
-    analysis.add_argument("--runtime", choices=RUNTIMES, default="litert",
+                               f"default {DEFAULTS.min_score})")
+    analysis.add_argument("--runtime", choices=RUNTIMES, default=DEFAULTS.runtime,
                           help="litert (default): the int8 LiteRT conversion, cached beside the weights; keras: "
                                "the Keras model (imports TensorFlow, slower)")
     parser = argparse.ArgumentParser(prog="main.py", description="Real-time facial-expression recognition.",
@@ -165,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each video (folders are searched recursively), write an annotated copy, a CSV of "
                     "every face in every frame analysed, and a plot of each face's emotions over time; and a "
                     "summary.csv of all. Videos whose reports exist are skipped (--force redoes them); one "
-                    "that fails is named in the summary and the exit status is 1.")
+                    "that fails is logged with its reason as it fails, named again in the last log line and in "
+                    "the summary, and the exit status is 1.")
     annotate.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="video files or folders")
     annotate.add_argument("--output", type=Path, default=Path("reports"),
                           help="folder for the reports (default reports/)")
@@ -188,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse a command line; without a command (or with only options), ``serve``.
+    """Parse a command line; without a command (or with only options), ``serve``. ``args.settings`` is the
+    ``settings.AnalysisSettings`` of the analysis options, built here once for either command.
 
     Raises:
         SystemExit: argparse's usage error (status 2), or after ``--help``.
@@ -198,6 +204,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         argv = ["serve", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        args.settings = AnalysisSettings(detector=args.detector, min_score=args.min_score,
+                                         detect_every=args.detect_every, smoothing_half_life=args.smoothing,
+                                         runtime=args.runtime)
+    except ValueError as exc:  # the option types check the same: a safety net
+        parser.error(str(exc))
     if args.command == "serve":
         resolve_source(args, parser)
     if args.command == "serve" and args.no_webcam and args.source.isdigit():
@@ -380,10 +392,9 @@ def drop_stalled_clients(server, timeout: float, stop: threading.Event) -> None:
 
 
 def serve_config(args: argparse.Namespace) -> dict:
-    """The app's configuration (keys of ``server.DEFAULT_CONFIG``) for the ``serve`` options ``args``."""
-    config: dict = {"SMOOTHING_HALF_LIFE": args.smoothing, "DETECTOR": args.detector, "MIN_SCORE": args.min_score,
-                    "DETECT_EVERY": args.detect_every, "RUNTIME": args.runtime,
-                    "ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
+    """The app's configuration (keys of ``server.DEFAULT_CONFIG``) for the ``serve`` options ``args``; the
+    analysis options are ``args.settings``, given to ``create_app`` beside it."""
+    config: dict = {"ALLOWED_HOSTS": [args.host, *args.allowed_host], "CORS_ORIGINS": args.cors_origin,
                     "MAX_IMAGE_PIXELS": args.max_upload_pixels, "MAX_UPLOADS": args.max_uploads,
                     "MAX_BROWSER_CLIENTS": args.max_browser_clients}
     if args.no_webcam:
@@ -426,7 +437,7 @@ def serve_main(args: argparse.Namespace) -> int:
         log.error("cannot serve on %s port %d: %s", args.host, args.port, exc.strerror or exc)
         return 1
     try:
-        app = create_app(config)
+        app = create_app(config, args.settings)
     except (OSError, RuntimeError, ValueError) as exc:  # SourceError is an OSError
         log.error("cannot start: %s", exc)
         server.close()
@@ -464,9 +475,7 @@ def annotate_main(args: argparse.Namespace) -> int:
     if args.end is not None and args.end <= args.start:
         log.error("--end must be after --start")
         return 2
-    options = Options(smoothing_half_life=args.smoothing, detector=args.detector, min_score=args.min_score,
-                      detect_every=args.detect_every, every=args.every, start=args.start, end=args.end,
-                      runtime=args.runtime)
+    options = Options(settings=args.settings, every=args.every, start=args.start, end=args.end)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_interrupted) if main_thread else None
     try:
@@ -486,8 +495,9 @@ def annotate_main(args: argparse.Namespace) -> int:
     finally:
         if main_thread and previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    failed = [s for s in summaries if s.status.startswith("failed")]
-    log.info("%d video(s): %d failed; summary: %s", len(summaries), len(failed), args.output / "summary.csv")
+    failed = [summary.video for summary in summaries if summary.failed]  # each logged with its reason already
+    log.log(logging.WARNING if failed else logging.INFO, "%d video(s): %d failed%s; summary: %s", len(summaries),
+            len(failed), f" ({', '.join(failed)})" if failed else "", args.output / "summary.csv")
     return 1 if failed else 0
 
 

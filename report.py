@@ -41,12 +41,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from analysis import SMOOTHING_HALF_LIFE, FaceAnalyzer
+from analysis import FaceAnalyzer
 from camera import VIDEO_SUFFIXES, SourceError, VideoCamera
-from detection import DEFAULT_DETECTOR, DETECT_EVERY, MIN_SCORE, make_face_detector
+from checks import check_number
 from drawing import EMOTION_COLORS, draw_faces
 from faces import EMOTIONS_LIST, Face
 from model import FacialExpressionModel, default_model
+from settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +168,16 @@ def _owner_pid(owner: Path) -> int | None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    """How each video of a report is analysed (see ``annotate_video``)."""
+    """How each video of an archive is analysed: ``settings`` (``settings.AnalysisSettings``: the detector, its
+    least score, detect-every, smoothing and the model's runtime, as for the live streams) and the frames
+    analysed (``every``, ``start``, ``end``: see ``annotate_video``)."""
 
-    smoothing_half_life: float = SMOOTHING_HALF_LIFE
-    detector: str = DEFAULT_DETECTOR
-    min_score: float = MIN_SCORE
-    detect_every: int = DETECT_EVERY
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     every: int = 1
     start: float = 0.0
     end: float | None = None
-    runtime: str = "litert"  # the model's (model.RUNTIMES)
 
 
 @dataclass
@@ -194,6 +193,11 @@ class VideoSummary:
     distinct_faces: int = 0
     shares: dict[str, float] = field(default_factory=dict)
     dominant_by_face: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the video failed (its status is ``"failed: reason"``)."""
+        return self.status.startswith("failed")
 
     def row(self) -> list:
         return [self.video, self.report, self.status, self.frames, f"{self.duration_s:.3f}", self.face_frames,
@@ -305,9 +309,8 @@ def report_paths(output_dir: Path, name: str) -> dict[str, Path]:
 
 
 def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpressionModel,
-                   smoothing_half_life: float = SMOOTHING_HALF_LIFE, progress: bool = True,
-                   detector: str = DEFAULT_DETECTOR, detect_every: int = DETECT_EVERY,
-                   min_score: float = MIN_SCORE, every: int = 1, start: float = 0.0, end: float | None = None,
+                   settings: AnalysisSettings | None = None, progress: bool = True, every: int = 1,
+                   start: float = 0.0, end: float | None = None,
                    name: str | None = None) -> tuple[dict[str, Path], VideoSummary]:
     """Annotate ``video`` and write ``<name>_annotated.mp4`` (H.264 with the source's audio when the whole
     video is analysed frame by frame; see ``AnnotatedVideoWriter``), ``<name>_faces.csv`` (one row per face per
@@ -317,9 +320,10 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
     file's stem by default. Each file is written under a temporary name and renamed when all three are
     complete, so a crash never leaves a report that looks whole.
 
-    ``detector`` is one of ``detection.DETECTORS`` and ``min_score`` its least confidence;
-    ``detect_every`` as for ``detection.FaceFinder``. ``every``: analyse every this-many-th frame (faces
-    are tracked across the gaps); ``start``, ``end``: the part of the video analysed, in seconds.
+    ``settings`` (``settings.AnalysisSettings``; default: its defaults) gives the detector, its least score,
+    detect-every and the smoothing half-life (its ``runtime`` is ``model``'s business: the caller loads it).
+    ``every``: analyse every this-many-th frame (an integer of at least 1; faces are tracked across the gaps);
+    ``start``, ``end``: the part of the video analysed, in seconds.
 
     Returns:
         The paths of its files (``report_paths``: keyed ``"video"``, ``"csv"``, ``"plot"`` and ``"summary"``,
@@ -331,11 +335,10 @@ def annotate_video(video: str | Path, output_dir: str | Path, model: FacialExpre
             ``every`` below 1, or ``end`` not after ``start``.
     """
     video, output_dir = Path(video), Path(output_dir)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be an integer of at least 1, not {every!r}")
+    every = check_number(every, "every", integer=True, minimum=1)
     if start < 0 or (end is not None and end <= start):
         raise ValueError(f"the part analysed must start at 0 s or later and end after it, not {start}-{end}")
-    analyzer = FaceAnalyzer(model, make_face_detector(detector, min_score), smoothing_half_life, detect_every)
+    analyzer = FaceAnalyzer.from_settings(model, settings or AnalysisSettings())
     try:
         camera = VideoCamera(video, paced=False, loop=False)
     except BaseException:
@@ -474,14 +477,16 @@ def report_names(videos: list[Path]) -> list[str]:
 
 
 def annotate_one(video: Path, name: str, output_dir: Path, options: Options, progress: bool = False) -> VideoSummary:
-    """One video of an archive, as a task: its reports and summary row; a failure is the row's status."""
+    """One video of an archive, as a task: its reports and summary row; a failure is the row's status
+    (``"failed: reason"``), logged by the run that gathers the rows (``_annotate_all``: a Ray worker's log is
+    not the user's)."""
     try:
-        settings = asdict(options)
-        model = default_model(settings.pop("runtime"))
-        _, summary = annotate_video(video, output_dir, model, progress=progress, name=name, **settings)
+        model = default_model(options.settings.runtime)
+        _, summary = annotate_video(video, output_dir, model, options.settings, progress=progress, every=options.every,
+                                    start=options.start, end=options.end, name=name)
         return summary
     except Exception as exc:  # noqa: BLE001  (any failure of one video is that video's status)
-        log.warning("cannot annotate %s: %s", video.name, exc)
+        log.debug("cannot annotate %s", video, exc_info=True)
         return VideoSummary(video.name, name, status=f"failed: {exc or type(exc).__name__}")
 
 
@@ -554,14 +559,23 @@ def _annotate_all(videos: list[Path], names: list[str], output_dir: Path, option
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # a signal stops it within 1 s
                     if ready:
-                        done[pending.pop(ready[0])] = ray.get(ready[0])
+                        video = pending.pop(ready[0])
+                        done[video] = log_failure(video, ray.get(ready[0]))
                         bar.update()
         finally:
             ray.shutdown()
     else:
         for video, name in tqdm(todo, unit="video", desc="videos", disable=not progress):
-            done[video] = annotate_one(video, name, output_dir, options, progress)
+            done[video] = log_failure(video, annotate_one(video, name, output_dir, options, progress))
     return [done[video] for video in videos]
+
+
+def log_failure(video: Path, summary: VideoSummary) -> VideoSummary:
+    """``summary``, once a failed video's path and reason are logged (a warning, as each video ends: the
+    summary's row is not the only place that names it)."""
+    if summary.failed:
+        log.warning("%s failed: %s", video, summary.status.removeprefix("failed: "))
+    return summary
 
 
 def write_summary(summaries: list[VideoSummary], path: Path) -> None:

@@ -12,6 +12,7 @@ from helpers import MEDIA_DIR, astronaut_bgr, make_face_video, requires_media
 from main import main
 from model import EMOTIONS_LIST
 from report import CSV_COLUMNS, SUMMARY_COLUMNS, annotate_video
+from settings import AnalysisSettings
 
 
 def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
@@ -37,12 +38,17 @@ def test_annotate_writes_video_csv_and_plot(face_video, tmp_path):
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a video"])
-def test_annotate_bad_video_exits_non_zero(tmp_path, content):
+def test_annotate_bad_video_exits_non_zero(tmp_path, content, caplog):
     path = tmp_path / "input.mp4"
     if content is not None:
         path.write_bytes(content)
     # a missing path: the command cannot run (2); a file that is not a video: that video failed (1)
     assert main(["annotate", str(path), "--output", str(tmp_path / "out")]) == (2 if content is None else 1)
+    if content is not None:  # the log a user watches names the failure: as it happens, with its reason, and at the end
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        reason = read_summary(tmp_path / "out")[0]["status"].removeprefix("failed: ")
+        assert reason and f"{path.resolve()} failed: {reason}" in warnings
+        assert "1 video(s): 1 failed (input.mp4)" in warnings[-1]
 
 
 def label_changes_per_face_second(rows: list[dict], fps: float) -> float:
@@ -67,7 +73,8 @@ def test_annotate_a_real_clip_with_and_without_smoothing(fer_model, tmp_path):
     capture.release()
     rates = {}
     for half_life in (0.0, 0.3):
-        paths, _ = annotate_video(video, tmp_path / str(half_life), fer_model, half_life, progress=False)
+        paths, _ = annotate_video(video, tmp_path / str(half_life), fer_model,
+                                  AnalysisSettings(smoothing_half_life=half_life), progress=False)
         with paths["csv"].open() as f:
             rows = list(csv.DictReader(f))
         assert len({int(r["frame"]) for r in rows}) > 0.9 * frames
