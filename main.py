@@ -465,12 +465,13 @@ def serve_main(args: argparse.Namespace) -> int:
 
 
 def annotate_main(args: argparse.Namespace) -> int:
-    """Write the reports of ``args.paths`` (``report.annotate_archive``). The exit status: 0 done; 1 when any
+    """Write the reports of ``args.paths`` (``archive.annotate_archive``). The exit status: 0 done; 1 when any
     video failed; 2 when the command cannot run at all (a missing path, Ray asked for and not installed, a bad
     option); ``EXIT_LOCKED`` (75) when another run holds the output folder (``--if-locked exit``); 130 after
     Ctrl-C (SIGINT) and 143 after SIGTERM, once the run's temporary files are removed (the next run resumes:
     finished reports are kept)."""
-    from report import Interrupted, Options, OutputLocked, annotate_archive, raise_interrupted
+    from archive import Interrupted, OutputLocked, annotate_archive, raise_interrupted
+    from report import Options
 
     if args.end is not None and args.end <= args.start:
         log.error("--end must be after --start")

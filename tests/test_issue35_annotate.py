@@ -17,9 +17,11 @@ import cv2
 import pytest
 from helpers import ROOT, make_face_video
 
+import archive
 import report
+from archive import LOCK_NAME, OWNER_NAME, find_videos, ray_init_arguments
 from main import EXIT_LOCKED, main
-from report import LOCK_NAME, OWNER_NAME, find_videos, is_partial, partial_path, ray_init_arguments
+from report import is_partial, partial_path
 
 
 @pytest.fixture()
@@ -106,10 +108,10 @@ def test_a_second_run_on_the_same_folder_exits_at_once_and_a_third_waits(clips, 
 
 def test_a_locked_folder_names_the_run_that_holds_it(tmp_path, caplog):
     output = tmp_path / "reports"
-    with report.output_lock(output):
+    with archive.output_lock(output):
         assert (output / OWNER_NAME).read_text().strip() == str(os.getpid())
-        with pytest.raises(report.OutputLocked, match=f"process {os.getpid()}"):
-            with report.output_lock(output):  # another lock object: as another run would take it
+        with pytest.raises(archive.OutputLocked, match=f"process {os.getpid()}"):
+            with archive.output_lock(output):  # another lock object: as another run would take it
                 pass
         assert main(["annotate", str(tmp_path / "nothing-to-do"), "--output", str(output)]) == 2  # a missing path
     (tmp_path / "empty").mkdir()
