@@ -16,6 +16,7 @@ from helpers import astronaut_bgr, start_server, stop_server
 from PIL import Image
 
 import main
+import serving
 from images import decode_image
 
 #: A line of main.py's log format.
@@ -82,7 +83,7 @@ def test_a_request_that_arrives_too_slowly_is_disconnected():
     server = create_server(hello, host="127.0.0.1", port=0, threads=2, ident=None)
     stop = threading.Event()
     threading.Thread(target=server.run, daemon=True).start()
-    threading.Thread(target=main.watch_connections, args=(server, stop, 30, 4.0, 2.0), daemon=True).start()
+    threading.Thread(target=serving.watch_connections, args=(server, stop, 30, 4.0, 2.0), daemon=True).start()
     try:
         port = server.effective_port
         trickle = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -121,9 +122,9 @@ def test_the_connection_limit_and_idle_sweep_are_set(monkeypatch):
         raise OSError(98, "Address already in use")  # stop there: nothing else is needed
 
     monkeypatch.setattr(waitress, "create_server", fake_create_server)
-    assert main.serve_main(main.parse_args(["--max-connections", "300", "--no-webcam"])) == 1
+    assert serving.serve_main(main.parse_args(["--max-connections", "300", "--no-webcam"])) == 1
     assert seen["connection_limit"] == 300 and seen["cleanup_interval"] == 5 and seen["channel_timeout"] == 30
-    assert main.parse_args([]).max_connections == main.MAX_CONNECTIONS > 100  # waitress's default was 100
+    assert main.parse_args([]).max_connections == serving.MAX_CONNECTIONS > 100  # waitress's default was 100
 
 
 def jpeg_with_malformed_exif(segments: int = 30) -> bytes:
@@ -171,10 +172,10 @@ def test_uploads_with_malformed_exif_leave_only_log_lines(face_video, tmp_path):
 def test_the_source_comes_from_a_file_or_the_environment(tmp_path, monkeypatch):
     secret = tmp_path / "camera.url"
     secret.write_text("rtsp://admin:secret@10.0.0.5:554/stream1\n")
-    monkeypatch.delenv(main.SOURCE_VARIABLE, raising=False)
+    monkeypatch.delenv(serving.SOURCE_VARIABLE, raising=False)
     args = main.parse_args(["--source-file", str(secret)])
     assert (args.source, args.source_origin) == ("rtsp://admin:secret@10.0.0.5:554/stream1", "file")
-    monkeypatch.setenv(main.SOURCE_VARIABLE, "rtsp://admin:other@10.0.0.6/live")
+    monkeypatch.setenv(serving.SOURCE_VARIABLE, "rtsp://admin:other@10.0.0.6/live")
     assert main.parse_args([]).source == "rtsp://admin:other@10.0.0.6/live"
     assert main.parse_args(["--source", "clip.mp4"]).source == "clip.mp4"  # the option comes first
     assert main.parse_args(["--source-file", str(secret)]).source.endswith("10.0.0.5:554/stream1")
@@ -199,16 +200,16 @@ def test_source_and_source_file_together_are_refused(tmp_path, capsys):
 
 
 def test_a_password_on_the_command_line_is_warned_about(tmp_path, caplog):
-    main.warn_about_exposed_secrets(main.parse_args(["--source", "rtsp://admin:secret@10.0.0.5/s"]))
+    serving.warn_about_exposed_secrets(main.parse_args(["--source", "rtsp://admin:secret@10.0.0.5/s"]))
     assert "--source-file" in caplog.text and "FER_SOURCE" in caplog.text and "secret" not in caplog.text
     caplog.clear()
     path = tmp_path / "camera.url"
     path.write_text("rtsp://admin:secret@10.0.0.5/s")
     path.chmod(0o600)
-    main.warn_about_exposed_secrets(main.parse_args(["--source-file", str(path)]))
+    serving.warn_about_exposed_secrets(main.parse_args(["--source-file", str(path)]))
     assert caplog.text == ""
     path.chmod(0o644)
-    main.warn_about_exposed_secrets(main.parse_args(["--source-file", str(path)]))
+    serving.warn_about_exposed_secrets(main.parse_args(["--source-file", str(path)]))
     assert "chmod 600" in caplog.text and "secret" not in caplog.text
 
 

@@ -137,7 +137,7 @@ def test_a_stalled_client_is_dropped_when_the_server_listens_on_several_sockets(
     from waitress import create_server
     from waitress.server import MultiSocketServer
 
-    from main import drop_stalled_clients
+    from serving import drop_stalled_clients
 
     def endless(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])

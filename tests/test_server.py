@@ -121,7 +121,8 @@ def test_a_webcam_that_does_not_open_is_not_offered(make_app, tmp_path):
 
 
 def test_no_webcam_offers_none():
-    from main import parse_args, serve_config
+    from main import parse_args
+    from serving import serve_config
 
     config = serve_config(parse_args(["--no-webcam", "--source", "clip.mp4"]))
     assert config["WEBCAM_INDEX"] is None and config["SOURCE"] == "clip.mp4"

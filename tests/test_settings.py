@@ -12,7 +12,8 @@ from helpers import astronaut_bgr
 
 from analysis import FaceAnalyzer
 from checks import check_number
-from main import parse_args, serve_config
+from main import parse_args
+from serving import serve_config
 from settings import AnalysisSettings
 
 
