@@ -93,7 +93,7 @@ class FaceAnalyzer:
 
     Args:
         model: the classifier.
-        detector: from ``detection.make_face_detector``; used by one thread at a time.
+        detector: from ``detectors.make_face_detector``; used by one thread at a time.
         smoothing_half_life: seconds; see ``tracking.FaceTracker`` (0: labels of each frame alone).
         detect_every, detect_max_pixels, search_budget: see ``detection.FaceFinder``.
         classify_budget: seconds; ``None`` (offline work): every face of every frame is classified.
@@ -131,7 +131,7 @@ class FaceAnalyzer:
         with its least score, its ``detect_every`` and its smoothing half-life); the budgets as for the class.
 
         Raises:
-            ValueError, RuntimeError: the detector cannot be made (see ``detection.make_face_detector``).
+            ValueError, RuntimeError: the detector cannot be made (see ``detectors.make_face_detector``).
         """
         return cls(model, make_face_detector(settings.detector, settings.min_score), settings.smoothing_half_life,
                    settings.detect_every, search_budget=search_budget, classify_budget=classify_budget)

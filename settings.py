@@ -29,7 +29,7 @@ class AnalysisSettings:
     """The analysis settings shared by streams, photos, browser cameras and video reports.
 
     Attributes:
-        detector: the face detector, one of ``detection.DETECTORS`` (default ``"blazeface"``).
+        detector: the face detector, one of ``detectors.DETECTORS`` (default ``"blazeface"``).
         min_score: the least detector confidence of a face, a number from 0 to 1 (BlazeFace; Haar and HOG
             give none). Stored as a ``float``.
         detect_every: videos are searched whole for faces on every this-many-th frame (and on cuts), the faces
