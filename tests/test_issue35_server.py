@@ -41,29 +41,13 @@ def probe(base: str, timeout: float = 3.0) -> int:
 def test_slow_clients_do_not_lock_others_out(face_video, tmp_path):
     """110 connections each sending one byte of a request every 2 s for 20 s: with waitress's defaults
     (100 connections at most, idle ones closed only after 30 s of silence) the page went unanswered."""
+    from benchmarks.slow_clients import hold_slow_connections
+
     log = tmp_path / "server.log"
     process, base = start_server(["--source", str(face_video[0])], log)
-    slow, probes, closed = [], [], 0
     try:
-        for _ in range(110):
-            sock = socket.create_connection(("127.0.0.1", port_of(base)), timeout=5)
-            slow.append(sock)
-        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"x" * 100
-        started, sent = time.monotonic(), 0
-        while time.monotonic() - started < 20:
-            for sock in list(slow):
-                try:
-                    sock.send(request[sent % len(request):sent % len(request) + 1])
-                except OSError:  # the server closed it
-                    slow.remove(sock)
-                    sock.close()
-                    closed += 1
-            sent += 1
-            probes.append(probe(base, timeout=3.0))
-            time.sleep(max(0.0, started + 2 * sent - time.monotonic()))
+        probes, closed = hold_slow_connections(base, 110, 20, 2, lambda: probe(base, timeout=3.0))
     finally:
-        for sock in slow:
-            sock.close()
         stop_server(process)
     assert probes and all(status == 200 for status in probes), probes
     text = log.read_text()

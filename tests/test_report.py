@@ -185,6 +185,13 @@ def test_two_local_ray_workers_give_the_same_face_rows(archive, tmp_path):
     assert [r["status"][:7] for r in read_summary(tmp_path / "two")] == ["ok", "ok", "failed:", "ok"]
 
 
+def encode(out, stream, frames):
+    """Encode ``frames`` (PyAV frames) on ``stream`` and mux the packets into ``out``, then flush the encoder."""
+    for frame in [*frames, None]:
+        for packet in stream.encode(frame):
+            out.mux(packet)
+
+
 def clip_with_audio(path, frames=24, fps=20, video_codec="libx264", audio_codec="aac", audio_format="fltp"):
     """A clip of the moving astronaut with a 440 Hz tone (H.264 and AAC in MP4 by default, written with PyAV)."""
     import av
@@ -197,24 +204,20 @@ def clip_with_audio(path, frames=24, fps=20, video_codec="libx264", audio_codec=
         video = out.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
         audio = out.add_stream(audio_codec, rate=44100)
-        for i, picture in enumerate(pictures):
-            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+        video_frames = [av.VideoFrame.from_ndarray(picture, format="bgr24") for picture in pictures]
+        for i, frame in enumerate(video_frames):
             frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+        encode(out, video, video_frames)
         samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(44100 * frames // fps) / 44100)).astype(np.float32)
         if audio_format == "s16":
             samples = (samples * 32767).astype(np.int16)
+        chunks = []
         for start in range(0, len(samples), 1024):
             chunk = av.AudioFrame.from_ndarray(samples[np.newaxis, start:start + 1024], format=audio_format,
                                                layout="mono")
             chunk.sample_rate, chunk.pts = 44100, start
-            for packet in audio.encode(chunk):
-                out.mux(packet)
-        for packet in audio.encode():
-            out.mux(packet)
+            chunks.append(chunk)
+        encode(out, audio, chunks)
     return path
 
 
@@ -246,13 +249,12 @@ def variable_rate_clip(path, av):
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 320, 320, "yuv420p"
         stream.codec_context.time_base = fractions.Fraction(1, 90_000)
+        pictures = []
         for t in times:
             picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             picture.pts, picture.time_base = round(t * 90_000), fractions.Fraction(1, 90_000)
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            pictures.append(picture)
+        encode(out, stream, pictures)
     return times
 
 
