@@ -5,39 +5,5 @@
 # Ship rule, fixed before any result (issue 14 item 4): a candidate qualifies if PublicTest as served >= 69.73%
 # (ensemble 4's 69.43% + 0.3) and its cost <= 3 ms per face (LiteRT, batch 1, this machine, nothing else running);
 # if both qualify, the more accurate ships (equal: the one with fewer networks).
-set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root
-PY=.venv/bin/python
-M="2-core Intel Xeon with AVX512-BF16 and AMX, two LiteRT threads, nothing else running"
-R5=checkpoints/run5/export
-run() { echo "\$ python -m $* # $M"; }
-evaluate() {  # evaluate OUTPUT_NAME DIR [extra args]
-  local name=$1 dir=$2; shift 2
-  { run benchmarks.evaluate --model $dir/model.json --weights $dir/model_weights.h5 "$@"
-    $PY -m benchmarks.evaluate --model $dir/model.json --weights $dir/model_weights.h5 "$@" 2>/dev/null
-  } > docs/benchmarks/evaluate-$name.txt
-}
-evaluate run5 $R5
-$PY -m tools.ensemble --member model.json model_weights.h5 --member $R5/model.json $R5/model_weights.h5 \
-  --out checkpoints/ensemble6 --overwrite
-$PY -m tools.ensemble --member model.json model_weights.h5 \
-  --member docs/run4/export/model.json docs/run4/export/model_weights.h5 \
-  --member $R5/model.json $R5/model_weights.h5 --out checkpoints/ensemble7 --overwrite
-evaluate ensemble6 checkpoints/ensemble6 --figure checkpoints/ensemble6/confusion_matrix.png
-evaluate ensemble7 checkpoints/ensemble7 --figure checkpoints/ensemble7/confusion_matrix.png
-$PY - <<'PY' | tee checkpoints/run5/decision.txt
-import json
-def load(name):
-    text = open(f"docs/benchmarks/evaluate-{name}.txt").read()
-    return json.loads(text[text.index("{"):])
-r5 = load("run5")
-print(f"run 5 alone: {r5['accuracy']:.4f} ({r5['ms_per_face_batch_1']} ms/face)")
-qualified = []
-for name, networks in (("ensemble6", 3), ("ensemble7", 4)):
-    e = load(name)
-    ok = e["accuracy"] >= 0.6973 and e["ms_per_face_batch_1"] <= 3.0
-    print(f"{name} ({networks} networks): {e['accuracy']:.4f}, {e['ms_per_face_batch_1']} ms/face, qualifies: {ok}")
-    if ok:
-        qualified.append((-e["accuracy"], networks, name))
-print("ship:", min(qualified)[2] if qualified else "none")
-PY
+# The steps, once for runs 5 and 6: docs/finish_ensembles.sh (its evaluate now needs --labels fer2013, which it passes).
+exec bash "$(dirname "$0")/../finish_ensembles.sh" 5 6 7
