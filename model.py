@@ -26,7 +26,7 @@ import numpy as np
 
 from checks import check_number
 from datasets import FER_DIR, INPUT_SIZE, fer2013_files, load_fer2013_split
-from faces import EMOTIONS_LIST, Face, crop_faces
+from faces import EMOTIONS_LIST, Face, crop_faces, normalize_lighting
 from native import quiet_stderr
 from networks import ARCHITECTURES, as_face_batch, import_keras, make_model, recalibrate_batch_norm
 from runtimes import (
@@ -233,11 +233,13 @@ def classify_faces(model: FacialExpressionModel, gray: np.ndarray, boxes: np.nda
     (NaN where it gives none), or ``None``. ``chosen``: bool ``(N,)``, the boxes to classify (default:
     all); the others' faces have ``probabilities`` ``None`` (``tracking.FaceTracker`` fills them in).
     ``rolls``: ``(N,)`` degrees, each face's roll (``detection.detect_faces_and_rolls``): a rolled face is
-    cut with its eyes level (``faces.crop_faces``); ``None`` or NaN: cut as it is."""
+    cut with its eyes level (``faces.crop_faces``); ``None`` or NaN: cut as it is. A crop darker or flatter
+    than the training faces is lifted to their range first (``faces.normalize_lighting``)."""
     boxes = np.asarray(boxes).reshape(-1, 4)
     chosen = np.ones(len(boxes), bool) if chosen is None else np.asarray(chosen, bool)
     rolls = None if rolls is None else np.asarray(rolls, dtype=np.float32).reshape(-1)[chosen]
-    classified = iter(model.predict_proba(crop_faces(gray, boxes[chosen], INPUT_SIZE, rolls)))
+    crops = normalize_lighting(crop_faces(gray, boxes[chosen], INPUT_SIZE, rolls))
+    classified = iter(model.predict_proba(crops))
     scores = [None] * len(boxes) if scores is None else [None if np.isnan(s) else float(s) for s in scores]
     return [Face(tuple(int(v) for v in box), next(classified) if classify else None, score)
             for box, score, classify in zip(boxes, scores, chosen, strict=True)]

@@ -196,3 +196,19 @@ def test_a_face_without_probabilities_has_no_label():
     frame = np.zeros((120, 120, 3), np.uint8)
     draw_faces(frame, [face.replace(id=None)])  # the box, and no label
     assert frame[10, 10:50].any() and not frame[:8].any()
+
+
+def test_dim_flat_crops_are_lifted_to_the_training_range_and_others_left_alone():
+    from faces import MIN_CROP_BRIGHTNESS, MIN_CROP_CONTRAST, normalize_lighting
+
+    rng = np.random.default_rng(0)
+    normal = rng.normal(128, 60, (48, 48)).clip(0, 255).astype(np.uint8)
+    dim = (normal.astype(np.float32) * 0.25).astype(np.uint8)  # a dark room: mean about 32, deviation about 15
+    flat = np.full((48, 48), 200, np.uint8)
+    out = normalize_lighting(np.stack([normal, dim, flat]))
+    assert out.dtype == np.uint8 and out.shape == (3, 48, 48)
+    np.testing.assert_array_equal(out[0], normal)  # already in range: untouched
+    assert out[1].std() >= MIN_CROP_CONTRAST - 1 and out[1].mean() >= MIN_CROP_BRIGHTNESS - 1
+    assert np.corrcoef(out[1].ravel().astype(float), dim.ravel().astype(float))[0, 1] > 0.99  # the same picture
+    np.testing.assert_array_equal(out[2], flat)  # no contrast to stretch, bright enough: untouched
+    assert normalize_lighting(np.zeros((0, 48, 48), np.uint8)).shape == (0, 48, 48)
