@@ -7,7 +7,7 @@
 # run; otherwise it stays an option (docs/run8/export) and the teacher stays served.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-EPOCHS=${EPOCHS:-40}
+EPOCHS=${EPOCHS:-25}  # 40 first; restarted after its first epoch (143 s) at 25 to end within the session
 [ -f docs/teachers/vgg40-ferplus-run7.npz ] || .venv/bin/python -m tools.soft_labels --name vgg40-ferplus-run7 \
   --model checkpoints/run7/export/model.json --weights checkpoints/run7/export/model_weights.h5
 .venv/bin/papermill train.ipynb checkpoints/run8/run.ipynb -p DATA_DIR ../shared/fer2013 \
