@@ -428,3 +428,16 @@ def test_a_run_folder_without_anything_worth_keeping_starts_again(tmp_path):
         check_run_folder(run, {"OPTIMIZER": "adam"}, 5)
     assert (run / "best.weights.h5").read_bytes() == b"three epochs"
     assert check_run_folder(run, {"OPTIMIZER": "sgd"}, 3) == "export"  # a 3-epoch run: finished
+
+
+@pytest.mark.slow  # runs the app's model on a tiny data set
+def test_soft_labels_report_the_crowd_figures_where_the_votes_are(tmp_path):
+    import json
+
+    from tools import soft_labels
+
+    make_tiny_fer(tmp_path / "fer", {"train": 1, "test": 2})
+    soft_labels.main(["--name", "tiny", "--data", str(tmp_path / "fer"), "--out", str(tmp_path), "--limit", "3"])
+    figures = json.loads((tmp_path / "tiny.json").read_text())
+    assert figures["images"] == 3 and 0 <= figures["publictest_served_ferplus"]["ferplus_accuracy"] <= 1
+    assert set(figures["publictest_ten_crop_ferplus"]["per_class_recall"]) == set(EMOTIONS_LIST)

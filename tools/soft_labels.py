@@ -5,9 +5,10 @@
 
 Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training image, float16, keyed by
 ``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
-PublicTest figures: accuracy as the app serves it (flip TTA) and with ten crops, per-class recall.
-``--model``/``--weights`` default to the app's files, which now hold two networks (their soft labels are the
-ensemble's); teacher 1, ``vgg40-shipped``, is the first of them alone (``python -m tools.ensemble --split``).
+PublicTest figures: accuracy against the original labels as the app serves it (flip TTA) and with ten crops,
+per-class recall, and, where ``ferplus.csv`` lies in ``--data``, the same against the FER+ crowd's majority.
+``--model``/``--weights`` default to the app's files (one network since run 7; ensemble 4's soft labels were the
+two networks' mean); teacher 1, ``vgg40-shipped``, is the first of those two alone (``python -m tools.ensemble --split``).
 The train notebook's ``TEACHERS`` parameter and ``tools/train_jax.py --teachers`` read them. Ten crops:
 the four 40x40 corner crops and the center one, each also mirrored (``FacialExpressionModel``'s
 ``shift_tta=4`` with ``flip_tta``), as in Khaireddin & Chen 2021 (arXiv:2105.03588).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets import ferplus_labels, ferplus_scores
 from model import (
     EMOTIONS_LIST,
     FER_DIR,
@@ -87,7 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         "publictest_served": accuracy_figures(served, test_faces, test_labels),
         "publictest_ten_crop": accuracy_figures(ten_crop, test_faces, test_labels),
     }
-    log.info("PublicTest: served %.4f, ten-crop %.4f", figures["publictest_served"]["accuracy"],
+    votes = args.data / "ferplus.csv"
+    if votes.is_file():  # the headline figure since issue 31: against the FER+ crowd's majority
+        crowd = ferplus_labels([p for p, _ in fer2013_files(args.data / "test")], votes, test_labels)
+        for name, model in (("publictest_served_ferplus", served), ("publictest_ten_crop_ferplus", ten_crop)):
+            scores = ferplus_scores(model.predict_proba(test_faces[crowd.included]), crowd.majority[crowd.included])
+            figures[name] = {k: scores[k] for k in ("ferplus_accuracy", "neutral_called_sad", "per_class_recall")}
+    log.info("PublicTest (original labels): served %.4f, ten-crop %.4f", figures["publictest_served"]["accuracy"],
              figures["publictest_ten_crop"]["accuracy"])
     files = fer2013_files(args.data / "train")
     if args.limit:
