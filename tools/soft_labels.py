@@ -7,8 +7,9 @@ Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training imag
 ``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
 PublicTest figures: accuracy against the original labels as the app serves it (flip TTA) and with ten crops,
 per-class recall, and, where ``ferplus.csv`` lies in ``--data``, the same against the FER+ crowd's majority.
-``--model``/``--weights`` default to the app's files (one network since run 7; ensemble 4's soft labels were the
-two networks' mean); teacher 1, ``vgg40-shipped``, is the first of those two alone (``python -m tools.ensemble --split``).
+``--model``/``--weights`` default to the app's files (one network since run 7; ensemble 4's soft labels were
+the two networks' mean); teacher 1, ``vgg40-shipped``, is the first of those two alone
+(``python -m tools.ensemble --split``).
 The train notebook's ``TEACHERS`` parameter and ``tools/train_jax.py --teachers`` read them. Ten crops:
 the four 40x40 corner crops and the center one, each also mirrored (``FacialExpressionModel``'s
 ``shift_tta=4`` with ``flip_tta``), as in Khaireddin & Chen 2021 (arXiv:2105.03588).
