@@ -1,7 +1,8 @@
 """The Flask app, the flaskr way: ``create_app`` only wires things up.
 
-Blueprints: ``pages`` (the page, the MJPEG stream, the live faces as server-sent events) and ``api``
-(``POST /api/predict``, ``POST /api/frames``, the OpenAPI description). Extensions: ``sources.SourceCatalog``
+Blueprints: ``pages`` (the page, the MJPEG stream, the live faces as server-sent events), ``api``
+(``POST /api/predict``, ``POST /api/frames``, the OpenAPI description) and ``device`` (the two ``.tflite``
+models the page runs in the visitor's browser, ``/?source=device``). Extensions: ``sources.SourceCatalog``
 (the sources offered and one producer per source), ``uploads.UploadLimiter`` (photos analysed at once, at a
 lower CPU priority), ``clients.BrowserClients`` (the visitors' own cameras) and ``security`` (host and origin
 checks, response headers, error pages). The analysis settings (``settings.AnalysisSettings``: detector, least
@@ -22,7 +23,7 @@ from images import MAX_PIXELS, WORKING_PIXELS
 from model import MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
 from settings import CONFIG_KEYS, AnalysisSettings
 
-from . import api, pages, security
+from . import api, device, pages, security
 from .clients import BrowserClients
 from .sources import SourceCatalog
 from .uploads import UploadLimiter
@@ -95,4 +96,5 @@ def create_app(config: Mapping | None = None, settings: AnalysisSettings | None 
     security.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(device.bp)
     return app

@@ -23,6 +23,11 @@ from werkzeug.exceptions import HTTPException, SecurityError
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
                            "script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'")
 
+#: The policy of the page that runs the models in the visitor's browser (``/?source=device``): the same, but
+#: its scripts may compile WebAssembly ('wasm-unsafe-eval': WebAssembly only, never ``eval`` of a script).
+DEVICE_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("script-src 'self'",
+                                                                 "script-src 'self' 'wasm-unsafe-eval'")
+
 #: Host names always served (the loopback ones; Werkzeug's host check does not match IPv6 literals).
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 

@@ -3,7 +3,8 @@
 // /events) or of the visitor's own camera (frames sent to POST /api/frames, one at a time), and photo
 // analysis (POST /api/predict). Everything shown is built with DOM calls, never with HTML strings.
 // Settings come from the server: {emotions, colors, eventsUrl (null when there is no server stream),
-// cameraUrl (null unless the page shows the visitor's camera), predictUrl}.
+// cameraUrl (null unless the page shows the visitor's camera), predictUrl, device (null unless the page
+// analyses the visitor's camera itself: static/device.js)}.
 const CONFIG = JSON.parse(document.getElementById("page-config").textContent);
 const EMOTIONS = CONFIG.emotions;
 const COLORS = CONFIG.colors;
@@ -295,6 +296,9 @@ function startPhotoForm() {
     }
   });
 }
+
+// What the page that analyses the camera in the browser (static/device.js, /?source=device) shares with this one.
+window.pageParts = {livePanel, drawOverlay, CAMERA_ERRORS};
 
 if (CONFIG.eventsUrl) startLivePanel();
 if (CONFIG.cameraUrl) startBrowserCamera();
