@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from detection import DETECTORS
 from images import MAX_PIXELS, PILLOW_MAX_PIXELS
 from model import RUNTIMES
+from runtimes import usable_cores
 from serving import HEADER_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, resolve_source, serve_main
 from settings import AnalysisSettings
 
@@ -128,9 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-pixels", type=upload_pixels, default=MAX_PIXELS, metavar="N",
                        help=f"largest photo accepted, in pixels (default {MAX_PIXELS:,}, at most "
                             f"{PILLOW_MAX_PIXELS:,}; larger: 413)")
-    serve.add_argument("--max-uploads", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+    serve.add_argument("--max-uploads", type=positive_int, default=usable_cores(), metavar="N",
                        help="photos analysed at once; more wait up to 2 s, then get 503 (default: the number "
-                            "of CPU cores)")
+                            "of CPU cores this process may use)")
     serve.add_argument("--max-browser-clients", type=positive_int, default=16, metavar="N",
                        help="pages showing their visitor's own camera (/?source=browser) analysed at once; one "
                             "more gets 503 (default 16)")

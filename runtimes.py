@@ -32,17 +32,23 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("litert", "keras")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on, at least 1: the standard library's count (``os.process_cpu_count``,
+    Python 3.13+, else the CPU affinity mask, else every core), so a process pinned to some cores (``taskset``,
+    a container's ``--cpuset-cpus``) counts only those. A container's CPU quota (``docker --cpus``) is not a
+    core count: set ``OMP_NUM_THREADS`` there (``litert_threads`` reads it)."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def litert_threads() -> int:
-    """Two where the process may use two cores: fewer where its CPU affinity, its cgroup's CPU quota
-    (``cpu.max``, as ``docker --cpus`` sets it) or ``OMP_NUM_THREADS`` (Ray sets it to a task's CPUs in its
-    workers) allow fewer."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(quota) // int(period)))
+    """Two where the process may use two cores: fewer where ``usable_cores`` or ``OMP_NUM_THREADS`` (Ray sets it
+    to a task's CPUs in its workers) allow fewer."""
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return max(1, min(2, cores, int(omp) if omp.isdigit() else 2))
+    return max(1, min(2, usable_cores(), int(omp) if omp.isdigit() else 2))
 
 
 #: Threads of the LiteRT interpreter by default (``litert_threads``). With two, one face's forward pass
