@@ -560,30 +560,42 @@ async function openCamera(video) {
   return media.getVideoTracks()[0];
 }
 
-// The camera's frames as the video shows them: next() resolves at once when a frame came since the last
-// call (the analysis takes the newest one, skipping none it could have had), else with the next frame.
-function frameClock(video) {
+// The camera's frames, each once: next() gives {image, width, height, time (s), done()}, or null when the
+// camera ended. Where the browser has MediaStreamTrackProcessor (Chromium), the frames are read from the
+// camera's track as they come (one kept while the analysis is busy: older ones dropped); elsewhere, the
+// video's frame as it is shown (requestVideoFrameCallback, else each animation frame). The frames the page
+// shows are counted on the side (stats.shown, stats.shownFps).
+function cameraFrames(video, track) {
   const shown = [];  // [when, frames shown so far] over the last second
-  let presented = 0, taken = 0, wake = null;
-  const onFrame = (now, metadata) => {
-    presented += 1;
-    stats.shown = metadata.presentedFrames;  // counts the frames the page showed between two callbacks too
+  const onShown = (now, metadata) => {
+    stats.shown = metadata.presentedFrames;
     shown.push([now, metadata.presentedFrames]);
     while (shown[0][0] < now - 1000) shown.shift();
     stats.shownFps = shown[shown.length - 1][1] - shown[0][1] + (shown.length > 1 ? 0 : 1);
-    if (wake) wake();
-    wake = null;
-    video.requestVideoFrameCallback(onFrame);
+    video.requestVideoFrameCallback(onShown);
   };
-  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onShown);
+  const sized = (image, width, height, time, done) => {
+    const scale = Math.min(1, MAX_WIDTH / (width || MAX_WIDTH));
+    return {image, width: Math.round((width || MAX_WIDTH) * scale), height: Math.round((height || 480) * scale),
+            time, done};
+  };
+  if (typeof MediaStreamTrackProcessor === "function") {
+    const reader = new MediaStreamTrackProcessor({track, maxBufferSize: 1}).readable.getReader();
+    return {
+      async next() {
+        const {value, done} = await reader.read();
+        return done ? null : sized(value, value.displayWidth, value.displayHeight, value.timestamp / 1e6,
+                                   () => value.close());
+      },
+    };
+  }
   return {
-    next() {
-      if (!video.requestVideoFrameCallback) return new Promise((resolve) => requestAnimationFrame(() => resolve()));
-      if (presented > taken) {
-        taken = presented;
-        return Promise.resolve();
-      }
-      return new Promise((resolve) => { wake = resolve; }).then(() => { taken = presented; });
+    async next() {
+      await new Promise((resolve) => (video.requestVideoFrameCallback
+        ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(() => resolve())));
+      return track.readyState === "ended" ? null
+        : sized(video, video.videoWidth, video.videoHeight, performance.now() / 1000, () => {});
     },
   };
 }
@@ -624,28 +636,32 @@ async function start() {
   window.deviceCheck = async (rgba, width, height) => (await analyseFrame(loaded, rgba, width, height))
     .map((f) => ({box: f.box, score: f.score, roll: f.roll, crop: Array.from(f.crop),
                   probabilities: Array.from(f.probabilities)}));
-  const tracker = new FaceTracker(SETTINGS), clock = frameClock(video);
+  const tracker = new FaceTracker(SETTINGS), frames = cameraFrames(video, track);
   const grab = document.createElement("canvas");
   const context = grab.getContext("2d", {willReadFrequently: true});
   const times = [];  // when the last second's frames were analysed
   let previous = null, lastStatus = 0, lastPanel = 0, sinceSearch = Infinity, found = [];
   for (;;) {
-    if (track.readyState === "ended") {
+    const frame = track.readyState === "ended" ? null : await frames.next();
+    if (frame === null) {
       fail("The camera stopped (unplugged, its permission withdrawn, or taken by another program). " +
            "Reload the page to start it again.");
       panel.end("The camera stopped.");
       return;
     }
-    await clock.next();
-    const begun = performance.now();
-    const scale = Math.min(1, MAX_WIDTH / (video.videoWidth || MAX_WIDTH));
-    const width = Math.round((video.videoWidth || MAX_WIDTH) * scale);
-    const height = Math.round((video.videoHeight || 480) * scale);
+    if (document.hidden) {  // a tab in the background analyses nothing
+      frame.done();
+      await new Promise((resolve) => document.addEventListener("visibilitychange", resolve, {once: true}));
+      previous = null;
+      continue;
+    }
+    const begun = performance.now(), {width, height} = frame;
     if (grab.width !== width || grab.height !== height) Object.assign(grab, {width, height});
-    context.drawImage(video, 0, 0, width, height);
+    context.drawImage(frame.image, 0, 0, width, height);
+    frame.done();
     const rgba = context.getImageData(0, 0, width, height).data;
-    const dt = previous === null ? 0 : (begun - previous) / 1000;
-    previous = begun;
+    const dt = previous === null ? 0 : Math.max(0, frame.time - previous);  // the camera's time
+    previous = frame.time;
     let faces;
     try {  // the whole frame searched every detectEvery-th frame, and while no face is followed
       const search = sinceSearch + 1 >= SETTINGS.detectEvery || !found.length;
