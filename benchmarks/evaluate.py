@@ -13,8 +13,10 @@ on the same faces (``fer2013_accuracy``; it falls as a model learns the crowd's 
 original label agrees with the crowd's majority on only 62% of FER2013's images). ``--labels fer2013``
 gives the figures of earlier sessions (original labels, every image). Then the parameter count and
 milliseconds per face for batches of 1 and 8 faces (median of repeated calls of
-``FacialExpressionModel.predict_proba`` after a warm-up) and the CPU they were measured on, and the GFLOP
-per face (``networks.count_flops`` of a forward pass times the views averaged: 2 with flip TTA).
+``FacialExpressionModel.predict_proba`` after a warm-up) on the default LiteRT threads and on one thread, the
+CPU they were measured on, and the GFLOP per face (``networks.count_flops`` of a forward pass times the views
+averaged: 2 with flip TTA); beside them, timed in the same run as the reference, the ``fer`` package's
+classifier on one thread and on the default threads (``fer_ms_per_face*``; null without the package).
 ``--figure`` also draws the confusion matrix, rows normalised.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets import FER_DIR, fer2013_files, ferplus_labels, ferplus_scores, load_fer2013_split
-from model import EMOTIONS_LIST, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel
+from model import EMOTIONS_LIST, LITERT_THREADS, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel
 from networks import count_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,32 @@ def compact_json(value: dict) -> str:
     text = json.dumps(value, indent=2)
     return re.sub(r"\[\s*([-0-9.,\s]+?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]",
                   text)
+
+
+def fer_ms_per_face(threads: int, repeats: int = 200) -> float | None:
+    """Milliseconds per face of the ``fer`` package's classifier (its int8 mini-Xception,
+    ``fer/data/emotion_model_quantized.tflite``, 64x64 input, one face a call as ``fer.FER`` runs it) on LiteRT
+    with ``threads`` threads: the median of ``repeats`` calls after a warm-up; ``None`` without the package
+    (``pip install --no-deps fer==25.10.3``)."""
+    try:
+        import fer
+    except ImportError:
+        return None
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(Path(fer.__file__).parent / "data" / "emotion_model_quantized.tflite"),
+                              num_threads=threads)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    face = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 1)).astype(np.float32)
+    times = []
+    for i in range(repeats + 10):
+        start = time.perf_counter()
+        interpreter.set_tensor(index, face)
+        interpreter.invoke()
+        if i >= 10:
+            times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 3)
 
 
 def ms_per_face(model: FacialExpressionModel, batch: int, repeats: int = 50) -> float:
@@ -137,6 +165,8 @@ def main() -> None:
         against = "FER+ majority" if crowd is not None else "FER2013 labels"
         save_confusion_figure(np.array(scores["confusion_matrix"]), args.figure,
                               f"{split} vs {against}, {args.runtime}, {tta} (accuracy {headline:.1%})")
+    one_thread = (FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime="litert",
+                                        shift_tta=args.shift_tta, threads=1) if args.runtime == "litert" else None)
     print(compact_json({
         "data": str(args.data), "flip_tta": model.flip_tta, "shift_tta": model.shift_tta, "runtime": args.runtime,
         **scores,
@@ -145,6 +175,10 @@ def main() -> None:
         "cpu": cpu_description(),
         "ms_per_face_batch_1": round(ms_per_face(model, 1), 2),
         "ms_per_face_batch_8": round(ms_per_face(model, 8), 2),
+        "threads": LITERT_THREADS if args.runtime == "litert" else None,
+        "ms_per_face_batch_1_one_thread": (round(ms_per_face(one_thread, 1), 2) if one_thread else None),
+        "fer_ms_per_face_one_thread": fer_ms_per_face(1),
+        "fer_ms_per_face": fer_ms_per_face(LITERT_THREADS),
     }))
 
 
