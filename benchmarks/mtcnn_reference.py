@@ -12,6 +12,11 @@ TensorFlow) over the shared test media and writes one JSON file per source to
   1080 rows, ``cv2.resize(frame, (width, 1080), interpolation=cv2.INTER_CUBIC)`` with
   ``width = round(w * 1080 / h / 2) * 2`` (1920 for 640x360). ``--step-1080p K`` does only every K-th frame
   (default 1: every frame); ``frame_indices`` says which were done.
+- ``mosaic.json``: the crowd mosaic (issue 32), 1920x1080 frames each a 3x3 grid of 640x360 tiles, every
+  tile a frame of one of the clips at its native scale (``mosaic_frame`` below; ``MOSAIC_TILES`` says which
+  clip and first frame each tile shows). No MTCNN pass of its own: every tile is a plain frame of a clip,
+  so its boxes are that clip's reference boxes (``fer_woman2.json``, ``fr_short_hamilton_clip.json``, which
+  must be there) shifted by the tile's position; run ``--only mosaic`` again after redoing a clip.
 
 Images are converted BGR -> RGB for MTCNN (1.x expects RGB, as its own file loader decodes). Each image is
 searched on its own (no batching: batches of frames gave slightly different boxes). MTCNN's last-stage
@@ -24,7 +29,19 @@ Run from the repository root with the MTCNN virtual environment, not the app's `
 
     ../mtcnn-venv/bin/python -m benchmarks.mtcnn_reference [--only NAME] [--step-1080p K]
 
-NAME is one of ``photos``, ``fer_woman2``, ``fr_short_hamilton_clip``, ``fr_short_hamilton_clip@1080p``.
+NAME is one of ``photos``, ``fer_woman2``, ``fr_short_hamilton_clip``, ``fr_short_hamilton_clip@1080p``,
+``mosaic`` (the last needs neither MTCNN nor TensorFlow: any Python with numpy and cv2 runs it).
+
+The mosaic: frame ``t`` (0-based, ``t < MOSAIC_FRAMES`` = 275, 9.2 s at the clips' 29.97 fps) is a black
+1920x1080 image whose tile ``k`` (row-major: row ``k // 3``, column ``k % 3``, top-left corner at
+``(640 * (k % 3), 360 * (k // 3))``) shows frame ``(start + t) % n`` of the tile's clip (``n``: its number
+of decoded frames, 275 for the Hamilton clip, 464 for fer_woman2), pasted at its native size, centred in the
+640x360 tile (fer_woman2's 596x336 frames at offset (22, 12), black around them; the Hamilton clip's
+640x360 frames fill their tile). ``MOSAIC_TILES``: the Hamilton clip (``fr_short_hamilton_clip.mp4``,
+byte-identical to the project's sample clip ``videos/white_house_hamilton_clip.mp4``) in six tiles starting
+at frames 0, 46, 92, 138, 184, 230 (``round(i * 275 / 6)``), fer_woman2 in the three tiles of the diagonal
+starting at frames 0, 155, 309 (``round(i * 464 / 3)``), so no two tiles show the same frame. A tile whose
+clip runs out starts it again from frame 0 (a cut inside that tile). Nothing is resized.
 
 MTCNN needs TensorFlow, which the app does not use, so it must run in a separate venv::
 
@@ -56,7 +73,19 @@ VIDEOS = {
     "fr_short_hamilton_clip": os.path.join(MEDIA, "videos", "fr_short_hamilton_clip.mp4"),
 }
 UPSCALED = {"fr_short_hamilton_clip@1080p": ("fr_short_hamilton_clip", 1080)}
-SOURCES = ["photos"] + list(VIDEOS) + list(UPSCALED)
+SOURCES = ["photos"] + list(VIDEOS) + list(UPSCALED) + ["mosaic"]
+
+#: The crowd mosaic: tile size, grid (columns, rows), number of frames, and each tile's (clip, first frame),
+#: row-major (see the module docstring).
+TILE_W, TILE_H = 640, 360
+MOSAIC_GRID = (3, 3)
+MOSAIC_FRAMES = 275
+MOSAIC_FPS = 30000 / 1001  # both clips' rate
+MOSAIC_TILES = [
+    ("fer_woman2", 0), ("fr_short_hamilton_clip", 0), ("fr_short_hamilton_clip", 46),
+    ("fr_short_hamilton_clip", 92), ("fer_woman2", 155), ("fr_short_hamilton_clip", 138),
+    ("fr_short_hamilton_clip", 184), ("fr_short_hamilton_clip", 230), ("fer_woman2", 309),
+]
 PHOTO_DIRS = ["faces", "noface"]
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MIN_CONFIDENCE = 0.5
@@ -86,6 +115,96 @@ class Detector:
             boxes.append([x, y, w, h, round(conf, 4)])
         boxes.sort(key=lambda b: -b[4])
         return boxes
+
+
+def tile_origin(k, clip_size):
+    """Top-left corner ``(x, y)`` in the mosaic of a clip frame of ``clip_size`` (w, h) shown in tile ``k``."""
+    w, h = clip_size
+    if w > TILE_W or h > TILE_H:
+        raise ValueError(f"a {w}x{h} frame does not fit a {TILE_W}x{TILE_H} tile")
+    columns = MOSAIC_GRID[0]
+    return TILE_W * (k % columns) + (TILE_W - w) // 2, TILE_H * (k // columns) + (TILE_H - h) // 2
+
+
+def tile_frame_index(k, t, clip_frames, tiles=None):
+    """The frame of its clip that tile ``k`` shows in mosaic frame ``t``; ``clip_frames``: that clip's count."""
+    start = (tiles or MOSAIC_TILES)[k][1]
+    return (start + t) % clip_frames
+
+
+def mosaic_frame(clips, t, tiles=None, grid=MOSAIC_GRID):
+    """Mosaic frame ``t``: ``clips`` maps each clip name of ``tiles`` (default ``MOSAIC_TILES``) to its
+    decoded frames (a list of BGR arrays, each at most 640x360); black where no clip frame is pasted."""
+    tiles = tiles or MOSAIC_TILES
+    out = np.zeros((TILE_H * grid[1], TILE_W * grid[0], 3), np.uint8)
+    for k, (name, _) in enumerate(tiles):
+        frames = clips[name]
+        frame = frames[tile_frame_index(k, t, len(frames), tiles)]
+        h, w = frame.shape[:2]
+        x, y = tile_origin(k, (w, h))
+        out[y:y + h, x:x + w] = frame
+    return out
+
+
+def read_clip(path):
+    """Every frame of a video, decoded with ``cv2.VideoCapture``."""
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def mosaic_boxes(references, t, tiles=None):
+    """The reference boxes of mosaic frame ``t``: ``references`` maps each clip name to its reference JSON
+    (as loaded); each tile's boxes shifted into the mosaic. Returns ``[[x, y, w, h, confidence], ...]``."""
+    tiles = tiles or MOSAIC_TILES
+    boxes = []
+    for k, (name, _) in enumerate(tiles):
+        ref = references[name]
+        index = tile_frame_index(k, t, int(ref["frames_decoded"]), tiles)
+        x0, y0 = tile_origin(k, (int(ref["width"]), int(ref["height"])))
+        boxes.extend([x + x0, y + y0, w, h, c] for x, y, w, h, c in ref["frames"].get(str(index), []))
+    boxes.sort(key=lambda b: -b[4])
+    return boxes
+
+
+def run_mosaic(out_dir):
+    """``mosaic.json`` from the clips' reference files (no MTCNN pass: every tile is a plain clip frame)."""
+    references = {}
+    for name in sorted({name for name, _ in MOSAIC_TILES}):
+        path = os.path.join(out_dir, name + ".json")
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path} is missing: run --only {name} first")
+        with open(path) as f:
+            ref = json.load(f)
+        if int(ref.get("frame_step", 1)) != 1:
+            raise SystemExit(f"{path} does not cover every frame (frame_step {ref['frame_step']})")
+        references[name] = ref
+    frames = {t: mosaic_boxes(references, t) for t in range(MOSAIC_FRAMES)}
+    header = {
+        "source": "mosaic",
+        "width": TILE_W * MOSAIC_GRID[0],
+        "height": TILE_H * MOSAIC_GRID[1],
+        "fps": round(MOSAIC_FPS, 5),
+        "tiles": [[name, start] for name, start in MOSAIC_TILES],
+        "tile_size": [TILE_W, TILE_H],
+        "built_from": {name: os.path.basename(VIDEOS[name]) for name in references},
+        "detector": " / ".join(sorted({references[name]["detector"] for name in references})),
+        "detector_params": MTCNN_PARAMS,
+        "min_confidence_kept": MIN_CONFIDENCE,
+        "box_format": "[x, y, w, h, confidence]",
+        "how": "each tile's boxes are its clip's reference boxes of the frame it shows, shifted by the tile's "
+               "position (benchmarks/mtcnn_reference.py, mosaic_boxes); no MTCNN pass of its own",
+        "frames_decoded": MOSAIC_FRAMES,
+        "frame_step": 1,
+        "frame_indices": list(range(MOSAIC_FRAMES)),
+    }
+    return header, "frames", frames
 
 
 def upscaled_size(w, h, rows):
@@ -198,16 +317,20 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
-    det = Detector()
-    det(np.zeros((120, 160, 3), np.uint8))  # warm-up (builds the TF graphs)
-    print(f"{det.name}, cv2 {cv2.__version__}, numpy {np.__version__}; loaded in {time.perf_counter() - t:.1f} s",
-          flush=True)
+    det = None
+    if args.only != "mosaic":
+        det = Detector()
+        det(np.zeros((120, 160, 3), np.uint8))  # warm-up (builds the TF graphs)
+        print(f"{det.name}, cv2 {cv2.__version__}, numpy {np.__version__}; loaded in {time.perf_counter() - t:.1f} s",
+              flush=True)
 
     timings = {}
     for source in ([args.only] if args.only else SOURCES):
         print(f"{source} ...", flush=True)
         t = time.perf_counter()
-        if source == "photos":
+        if source == "mosaic":
+            header, key, entries = run_mosaic(args.out)
+        elif source == "photos":
             header, key, entries = run_photos(det)
         elif source in VIDEOS:
             header, key, entries = run_video(det, source, VIDEOS[source])
