@@ -1,6 +1,6 @@
 """Finding faces, measured against a reference that is not the detector under test: MTCNN.
 
-    python -m benchmarks.face_finding [--sources photos,woman2,hamilton,hamilton-1080p]
+    python -m benchmarks.face_finding [--sources photos,woman2,hamilton,hamilton-1080p,mosaic,noface]
                                       [--detectors blazeface,blazeface-whole,haar,hog,fer] [--frames N]
                                       [--min-score-sweep]
 
@@ -26,6 +26,29 @@ process's CPU time per frame for it (both cores counted). The ``fer`` row is ``f
 of the ``fer`` package (install it with ``pip install --no-deps fer==25.10.3``), drawing and encoding as
 ``benchmarks.pipeline`` does. The Hamilton clip upscaled is every frame resized to 1920x1080 in memory
 (``cv2.INTER_CUBIC``), as the reference was made.
+
+The crowd mosaic (``mosaic``, issue 32): 275 frames of 1920x1080, each a 3x3 grid of 640x360 tiles, every
+tile a frame of one of the clips at its native scale (the Hamilton clip in six tiles, fer_woman2 in the three
+of the diagonal, each tile from its own start frame; exactly how: ``benchmarks/mtcnn_reference.py``,
+``MOSAIC_TILES`` and ``mosaic_frame``), built in memory from the decoded clips; its reference is each
+tile's clip reference shifted into the mosaic (``mosaic.json``), and the Hamilton by-eye faces likewise.
+For every clip the report also gives the source's frame rate, the stream's rate as a share of it, and the
+CPU seconds per second of video (the process's CPU time over the clip's duration at its own rate: the
+cores the stream would keep busy in real time); the mosaic's rate is the clips' (29.97 fps). Only the
+stream chain is timed (per frame; decoding and building the mosaic are not).
+
+Size bands: a reference face is in the band of its side, ``min(w, h)`` of its MTCNN box (< 40, 40-60,
+60-90, 90-150, > 150 px; a band holds its lower bound); recall by band: its faces matched / its faces;
+precision by band: its matched boxes / (those + the false boxes of the band, a false box banded by its own
+``min(w, h)``). Reference faces are at least 24 px, so the < 40 band is 24-39 px.
+
+The no-face set (``noface``): pictures without any human face, each searched whole by the app's default
+detector (``detectors.make_face_detector()``) as ``/api/predict`` does (the file's bytes decoded by
+``images.decode_image`` with the app's limits, then ``detection.detect_faces(frame, detector,
+max_pixels=None)``, the server's ``PHOTO_DETECT_MAX_PIXELS``); the report gives the faces found on each (the
+target: none on any). ``NOFACE`` lists them with their source and licence: 20 distinct photographs (18
+scikit-image samples, both scikit-learn samples), 10 crops of the larger ones at native scale (encoded as
+PNG, then decoded as an upload), and 6 drawings or synthetic pictures.
 """
 
 from __future__ import annotations
@@ -39,11 +62,13 @@ import cv2
 import numpy as np
 
 from analysis import FaceAnalyzer
+from benchmarks import mtcnn_reference as mosaic
 from benchmarks.pipeline import fer_pipeline, machine
 from detection import DETECT_EVERY, detect_faces, make_face_detector
 from detectors.blazeface import BlazeFaceDetector
 from drawing import draw_faces, encode_jpeg
 from faces import box_iou
+from images import MAX_PIXELS, WORKING_PIXELS, decode_image
 from model import default_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +92,67 @@ SOURCES = {  # name -> (reference file, video or None for photos, upscale to thi
     "woman2": ("fer_woman2.json", "fer_woman2.mp4", None),
     "hamilton": ("fr_short_hamilton_clip.json", "fr_short_hamilton_clip.mp4", None),
     "hamilton-1080p": ("fr_short_hamilton_clip@1080p.json", "fr_short_hamilton_clip.mp4", 1080),
+    "mosaic": ("mosaic.json", None, None),  # built from the clips (benchmarks.mtcnn_reference.mosaic_frame)
+    "noface": (None, None, None),  # no reference: no face at all
+}
+CLIP_FILES = {"fer_woman2": "fer_woman2.mp4", "fr_short_hamilton_clip": "fr_short_hamilton_clip.mp4"}
+
+#: Face-size bands: (label, least side, greatest side + 1), by ``min(w, h)`` of the reference box.
+BANDS = (("< 40", 0, 40), ("40-60", 40, 60), ("60-90", 60, 90), ("90-150", 90, 150), ("> 150", 150, 10 ** 9))
+
+_SK = "scikit-image 0.26 wheel, skimage/data/"
+#: The no-face set: name -> (where: ``skimage:FILE``, ``sklearn:FILE``, ``matplotlib:FILE`` (a file those
+#: packages ship) or ``media:PATH`` (under ../shared/media), crop ``(x, y, w, h)`` or None, source and licence).
+NOFACE = {
+    # photographs, whole
+    "brick": ("skimage:brick.png", None, f"{_SK}brick.png: a brick wall, CC0 (CC0Textures)"),
+    "cell": ("skimage:cell.png", None, f"{_SK}cell.png: a cell in saline (phase image), CC0"),
+    "chelsea": ("skimage:chelsea.png", None, f"{_SK}chelsea.png: a cat, CC0 (Stefan van der Walt)"),
+    "clock": ("skimage:clock_motion.png", None, f"{_SK}clock_motion.png: a wall clock, motion-blurred, public domain"),
+    "coffee": ("media:noface/skimage_coffee.png", None, "../shared/media/noface (= skimage.data.coffee()): a coffee "
+               "cup, CC0 (Rachel Michetti)"),
+    "coins": ("skimage:coins.png", None, f"{_SK}coins.png: Greek coins (Brooklyn Museum), no known copyright"),
+    "grass": ("skimage:grass.png", None, f"{_SK}grass.png: grass, CC0"),
+    "gravel": ("skimage:gravel.png", None, f"{_SK}gravel.png: gravel, CC0 (CC0Textures)"),
+    "hubble": ("skimage:hubble_deep_field.jpg", None, f"{_SK}hubble_deep_field.jpg: galaxies, NASA, public domain"),
+    "ihc": ("skimage:ihc.png", None, f"{_SK}ihc.png: stained tissue (microscope), no known copyright"),
+    "microaneurysms": ("skimage:microaneurysms.png", None, f"{_SK}microaneurysms.png: retina detail, CC0"),
+    "moon": ("skimage:moon.png", None, f"{_SK}moon.png: the moon's surface, no known copyright"),
+    "motorcycle-left": ("skimage:motorcycle_left.png", None, f"{_SK}motorcycle_left.png: a motorcycle in a garage, "
+                        "boxes on shelves (Middlebury 2014 stereo set, shipped by scikit-image)"),
+    "motorcycle-right": ("skimage:motorcycle_right.png", None, f"{_SK}motorcycle_right.png: the same scene from "
+                         "the stereo pair's other camera"),
+    "page": ("skimage:page.png", None, f"{_SK}page.png: a scanned page of text, no known copyright"),
+    "retina": ("skimage:retina.jpg", None, f"{_SK}retina.jpg: a fundus photograph, CC0 (M. Haggstrom)"),
+    "rocket": ("skimage:rocket.jpg", None, f"{_SK}rocket.jpg: a Falcon 9 launch pad, SpaceX, public domain"),
+    "text": ("skimage:text.png", None, f"{_SK}text.png: handwritten text photographed, public domain"),
+    "china": ("sklearn:china.jpg", None, "scikit-learn 1.9 wheel, sklearn/datasets/images/china.jpg: a pagoda and "
+              "trees, CC BY 2.0 (danielbuechele, Flickr)"),
+    "flower": ("sklearn:flower.jpg", None, "scikit-learn 1.9 wheel, sklearn/datasets/images/flower.jpg: a dahlia, "
+               "CC BY 2.0 (vultilion, Flickr)"),
+    # crops of those photographs at native scale: other content at the detector's scale
+    "chelsea-head": ("skimage:chelsea.png", (120, 0, 260, 260), "crop of chelsea: the cat's head"),
+    "china-pagoda": ("sklearn:china.jpg", (150, 0, 260, 300), "crop of china: the pagoda"),
+    "china-trees": ("sklearn:china.jpg", (400, 180, 240, 247), "crop of china: trees and water"),
+    "flower-centre": ("sklearn:flower.jpg", (180, 80, 260, 260), "crop of flower: its centre"),
+    "rocket-pad": ("skimage:rocket.jpg", (180, 120, 300, 307), "crop of rocket: the rocket and its towers"),
+    "motorcycle-shelves": ("skimage:motorcycle_left.png", (420, 0, 321, 240), "crop of motorcycle_left: boxes on "
+                           "shelves"),
+    "motorcycle-wheel": ("skimage:motorcycle_left.png", (60, 200, 300, 300), "crop of motorcycle_left: the front "
+                         "wheel and engine"),
+    "coffee-cup": ("media:noface/skimage_coffee.png", (150, 20, 320, 300), "crop of coffee: the cup"),
+    "hubble-quarter": ("skimage:hubble_deep_field.jpg", (0, 0, 500, 436), "crop of hubble_deep_field: top left"),
+    "retina-disc": ("skimage:retina.jpg", (100, 450, 500, 500), "crop of retina: the optic disc and vessels"),
+    # drawings and synthetic pictures
+    "horse": ("skimage:horse.png", None, f"{_SK}horse.png: a horse's silhouette, CC0 (openclipart)"),
+    "phantom": ("skimage:phantom.png", None, f"{_SK}phantom.png: the Shepp-Logan head phantom (ellipses like eyes), "
+                "synthetic"),
+    "chessboard": ("skimage:chessboard_RGB.png", None, f"{_SK}chessboard_RGB.png: a chessboard, synthetic"),
+    "colour-wheel": ("skimage:color.png", None, f"{_SK}color.png: a colour wheel, synthetic"),
+    "present": ("matplotlib:Minduka_Present_Blue_Pack.png", None, "matplotlib 3.11 wheel, mpl-data/sample_data/"
+                "Minduka_Present_Blue_Pack.png: a gift box (clip art, openclipart, public domain)"),
+    "cartoon": ("media:noface/fer_no-faces.jpg", None, "../shared/media/noface/fer_no-faces.jpg: cartoon creatures "
+                "(justinshenk/fer)"),
 }
 
 #: video -> faces MTCNN misses, marked by eye: ``{"frame_size": [w, h], "frames": {frame: {"faces": [[x, y],
@@ -100,20 +186,61 @@ NO_TIMER = _NoTimer()  # benchmarks.pipeline's processes report their stages to 
 def score(found: list, reference: list, by_eye: list | None = None) -> tuple[int, int, int]:
     """``(matched reference faces, reference faces, false boxes)`` of one image (see the module docstring);
     ``by_eye``: centres ``(x, y)`` of real faces, a box on which is never false."""
+    faces, matched, false = match(found, reference, by_eye)
+    return len(matched), len(faces), len(false)
+
+
+def band_of(side: float) -> int:
+    """The index in ``BANDS`` of a box whose ``min(w, h)`` is ``side``."""
+    return next(i for i, (_, low, high) in enumerate(BANDS) if low <= side < high)
+
+
+def band_score(found: list, reference: list, by_eye: list | None = None) -> list[tuple[int, int, int]]:
+    """``score`` by face-size band: one ``(matched, reference faces, false boxes)`` per band of ``BANDS``; a
+    face counts in its reference box's band, a false box in its own."""
+    faces, matched, false = match(found, reference, by_eye)
+    counts = [[0, 0, 0] for _ in BANDS]
+    for j, face in enumerate(faces):
+        band = counts[band_of(min(face[2], face[3]))]
+        band[1] += 1
+        band[0] += j in matched
+    for i in false:
+        counts[band_of(min(found[i][2], found[i][3]))][2] += 1
+    return [tuple(c) for c in counts]
+
+
+def band_rates(counts: list[list[tuple[int, int, int]]]) -> list[tuple[float, float, int]]:
+    """``(recall, precision, reference faces)`` of each band, over the images' ``band_score``s."""
+    return [(*rates([c[b] for c in counts]), sum(c[b][1] for c in counts)) for b in range(len(BANDS))]
+
+
+def band_cells(counts: list[list[tuple[int, int, int]]]) -> str:
+    return " | ".join(f"{r:.3f} / {p:.3f}" if n else f"- / {p:.3f}" for r, p, n in band_rates(counts))
+
+
+def band_header(first: str, counts: list[list[tuple[int, int, int]]]) -> str:
+    """The header of a band table, each band with its number of reference faces."""
+    totals = [n for _, _, n in band_rates(counts)]
+    cells = " | ".join(f"{label} px ({n} faces)" for (label, _, _), n in zip(BANDS, totals, strict=True))
+    return f"| {first} | {cells} |\n|---" + "|---" * (first.count("|") + len(BANDS)) + "|"
+
+
+def match(found: list, reference: list, by_eye: list | None = None) -> tuple[list, dict, list]:
+    """``(reference faces, {face index: matching box index}, indices of the false boxes)`` of one image."""
     faces = [r[:4] for r in reference if r[4] >= MIN_CONFIDENCE and min(r[2], r[3]) >= MIN_SIDE]
     unsure = [r[:4] for r in reference if not (r[4] >= MIN_CONFIDENCE and min(r[2], r[3]) >= MIN_SIDE)]
     pairs = sorted(((box_iou(f, g), i, j) for i, f in enumerate(found) for j, g in enumerate(faces)), reverse=True)
-    used_found, used_faces = set(), set()
+    matched = {}  # face index -> box index
     for overlap, i, j in pairs:
         if overlap < MIN_IOU:
             break
-        if i not in used_found and j not in used_faces:
-            used_found.add(i)
-            used_faces.add(j)
-    false = sum(1 for i, f in enumerate(found) if i not in used_found
-                and not any(box_iou(f, u) >= MIN_IOU for u in unsure)
-                and not any(f[0] <= x <= f[0] + f[2] and f[1] <= y <= f[1] + f[3] for x, y in by_eye or []))
-    return len(used_faces), len(faces), false
+        if i not in matched.values() and j not in matched:
+            matched[j] = i
+    used_found = set(matched.values())
+    false = [i for i, f in enumerate(found) if i not in used_found
+             and not any(box_iou(f, u) >= MIN_IOU for u in unsure)
+             and not any(f[0] <= x <= f[0] + f[2] and f[1] <= y <= f[1] + f[3] for x, y in by_eye or [])]
+    return faces, matched, false
 
 
 def rates(counts: list[tuple[int, int, int]]) -> tuple[float, float]:
@@ -131,6 +258,7 @@ def photos(names: list[str]) -> None:
     print("| detector | " + " | ".join(columns) + " | recall | precision | precision against MTCNN alone | "
           "ms per photo |")
     print("|---" * (len(images) + 5) + "|")
+    bands = {}
     for name in names:
         if name == "fer":
             continue
@@ -142,11 +270,23 @@ def photos(names: list[str]) -> None:
             seconds += time.perf_counter() - start
             count = score(boxes.tolist(), reference[key], by_eye.get(key))
             counts.append(count)
+            bands.setdefault(name, []).append(band_score(boxes.tolist(), reference[key], by_eye.get(key)))
             raw.append(score(boxes.tolist(), reference[key]))
             cells.append(f"{len(boxes)}: {count[0]} ok, {count[2]} false")
         recall, precision = rates(counts)
         print(f"| {name} | " + " | ".join(cells) + f" | {recall:.3f} | {precision:.3f} | {rates(raw)[1]:.3f} | "
               f"{1000 * seconds / len(images):.1f} |")
+    print_bands({(name, "whole photo"): counts for name, counts in bands.items()})
+
+
+def print_bands(rows: dict[tuple[str, str], list]) -> None:
+    """The band table: ``rows`` maps (detector, schedule) to the ``band_score`` of each image."""
+    if not rows:
+        return
+    print("\nRecall / precision by face size (the reference face's side, min(w, h)):\n")
+    print(band_header("detector | schedule", next(iter(rows.values()))))
+    for (name, label), counts in rows.items():
+        print(f"| {name} | {label} | {band_cells(counts)} |")
     print()
 
 
@@ -166,19 +306,65 @@ def read_frames(video: Path, height: int | None, limit: int | None) -> tuple[lis
     return frames, fps
 
 
+def mosaic_frames(limit: int | None) -> tuple[list[np.ndarray], float]:
+    """The crowd mosaic's frames (``benchmarks.mtcnn_reference.mosaic_frame``) and its frame rate; built lazily:
+    a list-like whose item ``t`` is built when asked for."""
+    clips = {name: read_frames(MEDIA / "videos" / CLIP_FILES[name], None, None)[0] for name, _ in mosaic.MOSAIC_TILES}
+
+    class Frames:
+        def __len__(self) -> int:
+            return mosaic.MOSAIC_FRAMES if limit is None else min(limit, mosaic.MOSAIC_FRAMES)
+
+        def __getitem__(self, t: int) -> np.ndarray:
+            if not 0 <= t < len(self):
+                raise IndexError(t)
+            return mosaic.mosaic_frame(clips, t)
+
+    return Frames(), mosaic.MOSAIC_FPS
+
+
+def mosaic_by_eye() -> dict[int, list]:
+    """The by-eye face centres of each mosaic frame: each tile's clip's, shifted by the tile's position."""
+    data = json.loads((REFERENCE / "mosaic.json").read_text())
+    eye: dict[int, list] = {}
+    for k, (name, _) in enumerate(mosaic.MOSAIC_TILES):
+        clip_data = json.loads((REFERENCE / SOURCES_BY_CLIP[name]).read_text())
+        size = (clip_data["width"], clip_data["height"])
+        centres = by_eye_centres(CLIP_FILES[name], size[0])
+        x0, y0 = mosaic.tile_origin(k, size)
+        for t in range(data["frames_decoded"]):
+            index = mosaic.tile_frame_index(k, t, clip_data["frames_decoded"])
+            eye.setdefault(t, []).extend((x + x0, y + y0) for x, y in centres.get(index, []))
+    return eye
+
+
+SOURCES_BY_CLIP = {"fer_woman2": "fer_woman2.json", "fr_short_hamilton_clip": "fr_short_hamilton_clip.json"}
+
+
 def clip(source: str, names: list[str], limit: int | None) -> None:
     file, video, height = SOURCES[source]
     data = json.loads((REFERENCE / file).read_text())
-    frames, fps = read_frames(MEDIA / "videos" / video, height, limit)
+    if source == "mosaic":
+        frames, fps = mosaic_frames(limit)
+        eye = mosaic_by_eye()
+        title = (f"the crowd mosaic, {frames[0].shape[1]}x{frames[0].shape[0]} (3x3 tiles of 640x360: "
+                 + ", ".join(f"{name.split('_')[-2] if 'hamilton' in name else name}@{start}"
+                             for name, start in mosaic.MOSAIC_TILES) + ")")
+    else:
+        frames, fps = read_frames(MEDIA / "videos" / video, height, limit)
+        eye = by_eye_centres(video, frames[0].shape[1])
+        title = (f"{video}{f' upscaled to {frames[0].shape[1]}x{frames[0].shape[0]}' if height else ''}, "
+                 f"{frames[0].shape[1]}x{frames[0].shape[0]}")
     judged = [i for i in map(int, data["frame_indices"]) if i < len(frames)]
     reference = {int(k): v for k, v in data["frames"].items()}
     faces = sum(score([], reference.get(i, []))[1] for i in judged)
-    print(f"### {video}{f' upscaled to {frames[0].shape[1]}x{frames[0].shape[0]}' if height else ''}: "
-          f"{len(frames)} frames, {len(judged)} with the reference ({faces} reference faces)\n")
-    eye = by_eye_centres(video, frames[0].shape[1])
-    print("| detector | schedule | recall | precision | precision against MTCNN alone | fps | CPU ms per frame |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"### {title}: {len(frames)} frames at {fps:.2f} fps, {len(judged)} with the reference "
+          f"({faces} reference faces)\n")
+    print("| detector | schedule | recall | precision | precision against MTCNN alone | fps | share of the source's "
+          f"{fps:.2f} fps | CPU ms per frame | CPU s per s of video |")
+    print("|---|---|---|---|---|---|---|---|---|")
     model = default_model()
+    bands = {}
     for name in names:
         schedules = [("fer", None)] if name == "fer" else [(f"every {DETECT_EVERY} frames, followed between",
                                                             DETECT_EVERY), ("every frame", 1)]
@@ -196,14 +382,19 @@ def clip(source: str, names: list[str], limit: int | None) -> None:
                     faces = analyzer(frame, 1 / fps)
                     encode_jpeg(draw_faces(frame, faces))
                     return [face.box for face in faces]
-            wall, cpu = time.perf_counter(), time.process_time()
-            for frame in frames:
-                found.append(step(frame.copy()))
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            wall = cpu = 0.0
+            for t in range(len(frames)):
+                frame = frames[t].copy()  # decoded (or built) beforehand: not timed
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
+                found.append(step(frame))
+                wall += time.perf_counter() - start_wall
+                cpu += time.process_time() - start_cpu
             recall, precision, alone = clip_rates(found, reference, eye, judged)
-            print(f"| {name} | {label} | {recall:.3f} | {precision:.3f} | {alone:.3f} | {len(frames) / wall:.1f} | "
-                  f"{1000 * cpu / len(frames):.1f} |")
-    print()
+            rate = len(frames) / wall
+            print(f"| {name} | {label} | {recall:.3f} | {precision:.3f} | {alone:.3f} | {rate:.1f} | "
+                  f"{rate / fps:.2f} | {1000 * cpu / len(frames):.1f} | {cpu / (len(frames) / fps):.2f} |")
+            bands[(name, label)] = [band_score(list(found[i]), reference.get(i, []), eye.get(i)) for i in judged]
+    print_bands(bands)
 
 
 def min_score_sweep(source: str, thresholds=(0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)) -> None:
@@ -224,6 +415,53 @@ def min_score_sweep(source: str, thresholds=(0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.
     print()
 
 
+def noface_image(name: str) -> bytes:
+    """The encoded bytes of one picture of ``NOFACE``, as it would be uploaded (a crop: encoded as PNG)."""
+    where, crop, _ = NOFACE[name]
+    package, _, file = where.partition(":")
+    if package == "media":
+        path = MEDIA / file
+    else:
+        import importlib
+
+        module = {"skimage": "skimage.data", "sklearn": "sklearn.datasets", "matplotlib": "matplotlib"}[package]
+        base = Path(importlib.import_module(module).__file__).parent
+        path = base / {"skimage": "", "sklearn": "images", "matplotlib": "mpl-data/sample_data"}[package] / file
+    data = path.read_bytes()
+    if crop is None:
+        return data
+    frame = decode_image(data, MAX_PIXELS, WORKING_PIXELS).frame
+    x, y, w, h = crop
+    ok, png = cv2.imencode(".png", frame[y:y + h, x:x + w])
+    assert ok and frame[y:y + h, x:x + w].shape[:2] == (h, w), name
+    return png.tobytes()
+
+
+def noface(names: list[str]) -> None:
+    """Faces found on each picture of the no-face set, searched whole as ``/api/predict`` does."""
+    frames = {name: decode_image(noface_image(name), MAX_PIXELS, WORKING_PIXELS).frame for name in NOFACE}
+    detectors = {"default": make_face_detector()} | {name: DETECTORS[name]() for name in names
+                                                     if name not in ("fer", "blazeface")}
+    found = {}
+    for label, detector in detectors.items():
+        found[label] = {name: detect_faces(frame, detector, max_pixels=None) for name, frame in frames.items()}
+    print(f"### The no-face set: {len(frames)} pictures, searched whole (as /api/predict)\n")
+    print("`default`: `detectors.make_face_detector()`, the app's default (BlazeFace, its default min score).\n")
+    print("| picture | size | " + " | ".join(f"{label}: faces (best score)" for label in detectors) + " | source |")
+    print("|---|---|" + "---|" * len(detectors) + "---|")
+    for name, frame in frames.items():
+        cells = []
+        for label in detectors:
+            boxes, scores = found[label][name]
+            best = float(np.nanmax(scores)) if len(scores) and not np.all(np.isnan(scores)) else None
+            cells.append(f"**{len(boxes)}**" + (f" ({best:.2f})" if best is not None else "") if len(boxes) else "0")
+        print(f"| {name} | {frame.shape[1]}x{frame.shape[0]} | " + " | ".join(cells) + f" | {NOFACE[name][2]} |")
+    print("| **pictures with a face reported** | | " + " | ".join(
+        f"**{sum(len(found[label][n][0]) > 0 for n in frames)} of {len(frames)}** "
+        f"({sum(len(found[label][n][0]) for n in frames)} boxes)" for label in detectors) + " | |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default=",".join(SOURCES))
@@ -240,6 +478,8 @@ def main() -> None:
         if args.min_score_sweep:
             if source != "photos":
                 min_score_sweep(source)
+        elif source == "noface":
+            noface(names)
         elif not (REFERENCE / SOURCES[source][0]).is_file():
             print(f"### {source}: no reference file {SOURCES[source][0]}\n")
         elif source == "photos":
