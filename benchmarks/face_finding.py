@@ -111,7 +111,8 @@ NOFACE = {
     "clock": ("skimage:clock_motion.png", None, f"{_SK}clock_motion.png: a wall clock, motion-blurred, public domain"),
     "coffee": ("media:noface/skimage_coffee.png", None, "../shared/media/noface (= skimage.data.coffee()): a coffee "
                "cup, CC0 (Rachel Michetti)"),
-    "coins": ("skimage:coins.png", None, f"{_SK}coins.png: Greek coins (Brooklyn Museum), no known copyright"),
+    "coins": ("skimage:coins.png", None, f"{_SK}coins.png: Greek coins (Brooklyn Museum; some bear figures or "
+              "heads in relief), no known copyright"),
     "grass": ("skimage:grass.png", None, f"{_SK}grass.png: grass, CC0"),
     "gravel": ("skimage:gravel.png", None, f"{_SK}gravel.png: gravel, CC0 (CC0Textures)"),
     "hubble": ("skimage:hubble_deep_field.jpg", None, f"{_SK}hubble_deep_field.jpg: galaxies, NASA, public domain"),
