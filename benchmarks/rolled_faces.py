@@ -8,7 +8,8 @@ detector to latch on to) and pasted at a random place into a larger real picture
 sample pictures, grayscale). BlazeFace (the app's default detector and settings, ``detection.detect_faces_and_rolls``)
 searches the whole picture; the largest box whose IoU with the pasted face's square is at least 0.3 is that face.
 Its crop is classified by the served model (``model.default_model``) twice: cut as the box lies, and turned
-level by the roll from BlazeFace's eye keypoints (``faces.crop_faces``). Printed per angle: the share of faces
+level by the roll from BlazeFace's eye keypoints (``faces.crop_faces``), each lit as ``model.classify_faces``
+lights it (``faces.normalize_lighting``). Printed per angle: the share of faces
 found, and the FER+ majority accuracy among them with and without alignment. ``--limit`` takes every k-th face.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from datasets import FER_DIR, fer2013_files, ferplus_labels, load_fer2013_split
 from detection import detect_faces_and_rolls, make_face_detector
-from faces import box_iou, crop_faces
+from faces import box_iou, crop_faces, normalize_lighting
 from model import INPUT_SIZE, default_model
 
 #: Side of a pasted face, px.
@@ -101,8 +102,9 @@ def main() -> None:
                 continue
             i = matches[0]  # the largest (detect_faces_and_rolls orders them so)
             gray = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
-            crops = np.concatenate([crop_faces(gray, boxes[i:i + 1], INPUT_SIZE, face_rolls[i:i + 1]),
-                                    crop_faces(gray, boxes[i:i + 1], INPUT_SIZE)])
+            crops = normalize_lighting(np.concatenate([  # as model.classify_faces cuts them, and not turned
+                crop_faces(gray, boxes[i:i + 1], INPUT_SIZE, face_rolls[i:i + 1]),
+                crop_faces(gray, boxes[i:i + 1], INPUT_SIZE)]))
             predicted = model.predict_proba(crops).argmax(axis=1)
             found += 1
             aligned += int(predicted[0] == label)
