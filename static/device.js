@@ -444,7 +444,14 @@ class FaceTracker {
     return assignment;
   }
 
-  // faces: [{box, probabilities, score}] of one frame; dt: seconds since the previous frame.
+  // The id of the track each box would continue if update() got these boxes now, null for a new one.
+  trackIds(boxes, dt) {
+    const match = this.match(boxes, dt);
+    return boxes.map((box, i) => (match.has(i) ? this.tracks[match.get(i)].id : null));
+  }
+
+  // faces: [{box, probabilities, score}] of one frame (probabilities null: not classified on this frame, the
+  // track's kept); dt: seconds since the previous frame.
   update(faces, dt) {
     const match = this.match(faces.map((f) => f.box), dt);
     const assignment = new Map([...match].map(([i, j]) => [i, this.tracks[j]]));
@@ -459,15 +466,20 @@ class FaceTracker {
     this.tracks = this.tracks.filter((t) => t.missed <= this.maxMissed || t.lostTime <= this.keepSeconds);
     return faces.map((face, i) => {
       let track = assignment.get(i);
+      if (!track && !face.probabilities) throw new Error("a face without probabilities continues no track");
       if (!track) {
         track = {id: this.nextId++, box: face.box, probabilities: Float32Array.from(face.probabilities), missed: 0,
                  unclassifiedTime: 0, velocity: [0, 0], lostTime: 0};
         this.tracks.push(track);
+      } else if (!face.probabilities) {
+        track.unclassifiedTime += Math.max(dt, 0);
       } else {
         const age = Math.max(dt, 0) + track.unclassifiedTime;
         const weight = this.halfLife <= 0 ? 1 : 1 - 0.5 ** (age / this.halfLife);
         track.probabilities = track.probabilities.map((p, k) => weight * face.probabilities[k] + (1 - weight) * p);
         track.unclassifiedTime = 0;
+      }
+      if (assignment.get(i)) {
         const elapsed = track.lostTime + Math.max(dt, 0);
         if (elapsed > 0) {
           const [x0, y0] = centre(track.box), [x1, y1] = centre(face.box);
@@ -483,10 +495,13 @@ class FaceTracker {
 
 // ---- the frame path ----
 
+const classification = {count: 0, seconds: 0};  // of the last frame analysed
+
 // The faces of one RGBA frame, largest first, untracked: boxes rounded as detection.detect_faces_and_rolls
 // does, each with its roll, its 48x48 crop (as the model sees it) and its probabilities. `follow`: the last
-// frame's boxes, searched around instead of the whole frame (BlazeFace.follow), or null.
-async function analyseFrame(models, rgba, width, height, follow = null) {
+// frame's boxes, searched around instead of the whole frame (BlazeFace.follow), or null. `choose`: faces ->
+// which of them to classify (the others get null probabilities and no crop), or null: all.
+async function analyseFrame(models, rgba, width, height, follow = null, choose = null) {
   const t0 = performance.now();
   const rgb = rgbOf(rgba);
   const t1 = performance.now();
@@ -500,10 +515,14 @@ async function analyseFrame(models, rgba, width, height, follow = null) {
             roll: Math.atan2(left[1] - right[1], left[0] - right[0]) * 180 / Math.PI};
   });
   faces.sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3]);  // stable: largest first
-  for (const face of faces) {
-    face.crop = normalizeLighting(cropFace(grey, width, height, face.box, face.roll));
-    face.probabilities = await classify(models.expression, face.crop);
+  const chosen = choose ? choose(faces) : faces.map(() => true);
+  const classifyStart = performance.now();
+  for (const [i, face] of faces.entries()) {
+    face.crop = chosen[i] ? normalizeLighting(cropFace(grey, width, height, face.box, face.roll)) : null;
+    face.probabilities = chosen[i] ? await classify(models.expression, face.crop) : null;
   }
+  classification.count = chosen.filter(Boolean).length;
+  classification.seconds = (performance.now() - classifyStart) / 1000;
   stats.stages.push([t1 - t0, t2 - t1, performance.now() - t2]);  // ms: the RGB copy, the search, the faces
   if (stats.stages.length > 300) stats.stages.shift();
   return faces;
@@ -521,7 +540,7 @@ function toAnswer(faces, width, height) {
 // ---- the page ----
 
 const stats = window.deviceStats = {
-  frames: 0, shown: 0, fps: 0, shownFps: 0, frameMs: [], stages: [], loadMs: null, firstFrameMs: null, runtime: null, backend: null,
+  frames: 0, shown: 0, fps: 0, shownFps: 0, frameMs: [], stages: [], classified: 0, loadMs: null, firstFrameMs: null, runtime: null, backend: null,
   last: null, error: null,
 };
 const errorBox = document.getElementById("camera-error");
@@ -641,6 +660,16 @@ async function start() {
   const context = grab.getContext("2d", {willReadFrequently: true});
   const times = [];  // when the last second's frames were analysed
   let previous = null, lastStatus = 0, lastPanel = 0, sinceSearch = Infinity, found = [];
+  // As the server's live streams (analysis.FaceAnalyzer's classify budget): when classifying every face would
+  // take more than half a frame period, a tracked face is classified on every k-th frame only (k at most 8,
+  // taking turns by track id; new faces at once), and keeps its track's smoothed probabilities in between.
+  let secondsPerFace = 0, framePeriod = 1 / 30;
+  const choose = (dt) => (faces) => {
+    const cost = secondsPerFace * faces.length, budget = 0.5 * framePeriod;
+    if (cost <= budget) return faces.map(() => true);
+    const every = Math.min(8, Math.ceil(cost / budget));
+    return tracker.trackIds(faces.map((f) => f.box), dt).map((id) => id === null || (id + stats.frames) % every === 0);
+  };
   for (;;) {
     const frame = track.readyState === "ended" ? null : await frames.next();
     if (frame === null) {
@@ -662,11 +691,17 @@ async function start() {
     const rgba = context.getImageData(0, 0, width, height).data;
     const dt = previous === null ? 0 : Math.max(0, frame.time - previous);  // the camera's time
     previous = frame.time;
+    if (dt > 0 && dt < 1) framePeriod = 0.9 * framePeriod + 0.1 * dt;
     let faces;
     try {  // the whole frame searched every detectEvery-th frame, and while no face is followed
       const search = sinceSearch + 1 >= SETTINGS.detectEvery || !found.length;
-      found = await analyseFrame(loaded, rgba, width, height, search ? null : found.map((f) => f.box));
+      found = await analyseFrame(loaded, rgba, width, height, search ? null : found.map((f) => f.box), choose(dt));
       sinceSearch = search ? 0 : sinceSearch + 1;
+      if (classification.count > 0) {
+        const seconds = classification.seconds / classification.count;
+        secondsPerFace = stats.classified ? 0.8 * secondsPerFace + 0.2 * seconds : seconds;
+        stats.classified += classification.count;
+      }
       faces = tracker.update(found, dt);
     } catch (error) {
       fail(`A frame cannot be analysed: ${error.message || error}`);
