@@ -11,8 +11,10 @@ sends them; frames of the video at 640x360), a burst of ``--burst`` concurrent p
 (``POST /api/predict``) every ``--burst-every`` s, and a probe of ``/`` every 2 s. Each minute it prints the
 errors of that minute (a stream that ended or failed, an answer other than 200; the uploads' 503, which
 the upload limit gives by design, counted apart), the viewers' frame rates, the events' rate, the cameras'
-answers, the uploads' answers and slowest time, the slowest probe of ``/``, and the server's RSS, threads
-and CPU (``benchmarks.load.sample``). The last line sums the whole run. Every loop is bounded in time.
+answers, the uploads' answers and slowest time, the slowest probe of ``/``, the server's RSS, threads and
+CPU at the minute's end (``benchmarks.load.sample``), and the median, least and most of its RSS sampled every
+5 s. The last line sums the whole run, with ``memory_flat``: the last minute's median RSS within 10% of the
+second minute's (issue 35's test of a leak). Every loop is bounded in time.
 """
 
 from __future__ import annotations
@@ -167,9 +169,14 @@ def video_jpegs(video: Path, count: int = 60, size=(640, 360)) -> list[bytes]:
     return frames
 
 
+#: Seconds between two samples of the server's RSS.
+RSS_EVERY = 5.0
+
+
 def minute_row(minute: int, seconds: float, counts: collections.Counter, values: dict, viewers: int,
-               streams: int, pid: int) -> dict:
-    """One line of the report: what happened in the last ``seconds``."""
+               streams: int, pid: int, rss: list[float]) -> dict:
+    """One line of the report: what happened in the last ``seconds``; ``rss``: the server's RSS (MiB) sampled
+    every ``RSS_EVERY`` s of it (one sample is a point on a sawtooth: the uploads' decoding comes and goes)."""
     rates = [counts[f"viewer{i}"] / seconds for i in range(viewers)]
     events = [counts[f"events{i}"] / seconds for i in range(streams)]
     return {
@@ -181,6 +188,8 @@ def minute_row(minute: int, seconds: float, counts: collections.Counter, values:
         "upload_max_s": round(max(values["upload_s"]), 2) if values.get("upload_s") else None,
         "page_max_s": round(max(values["page_s"]), 3) if values.get("page_s") else None,
         "server": sample(pid),
+        "rss_mib": {"median": round(statistics.median(rss), 1), "min": round(min(rss), 1),
+                    "max": round(max(rss), 1)} if rss else None,
     }
 
 
@@ -227,11 +236,14 @@ def main() -> None:
         began = last = time.monotonic()
         end, minute, rows = began + 60 * args.minutes, 0, []
         while (now := time.monotonic()) < end:
-            time.sleep(min(60.0, end - now))
+            rss, minute_end = [], min(now + 60.0, end)
+            while (now := time.monotonic()) < minute_end:
+                time.sleep(min(RSS_EVERY, minute_end - now))
+                rss.append(sample(server.pid)["rss_mib"])
             minute += 1
             counts, values = tally.take()
             row = minute_row(minute, time.monotonic() - last, counts, values, args.viewers, args.event_streams,
-                             server.pid)
+                             server.pid, rss)
             last = time.monotonic()
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -244,7 +256,10 @@ def main() -> None:
             "total_errors": sum(tally.errors.values()), "error_kinds": dict(tally.errors.most_common(8)),
             "viewer_fps_median_by_minute": [row["viewer_fps"]["median"] if row["viewer_fps"] else None
                                             for row in rows],
-            "rss_mib_by_minute": [row["server"]["rss_mib"] for row in rows],
+            "rss_mib_median_by_minute": [row["rss_mib"]["median"] for row in rows],
+            # issue 35's test of a leak: the last minute's median RSS within 10% of the second minute's
+            "memory_flat": len(rows) >= 2
+            and abs(rows[-1]["rss_mib"]["median"] / rows[1]["rss_mib"]["median"] - 1) <= 0.1,
             "server_35_s_after": after}), flush=True)
 
 
