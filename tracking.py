@@ -75,18 +75,20 @@ class FaceTracker:
         return [self._tracks[assignment[i]].id if i in assignment else None for i in range(len(boxes))]
 
     def _affinity(self, box, track: _Track, dt: float) -> float:
-        """How well ``box`` continues ``track``: the IoU with its predicted box when at least ``min_iou``;
-        else, for a box of about the track's size (sides within 1.5x) whose centre lies within three quarters
-        of its side of the predicted centre, a value below ``min_iou`` that falls with the distance; else 0."""
-        predicted = track.predicted(dt)
-        overlap = box_iou(box, predicted)
+        """How well ``box`` continues ``track``: its IoU with the track's predicted box or with its last box,
+        the larger, when at least ``min_iou`` (a velocity made of jittery boxes may predict wrong; the last box
+        still counts); else, for a box of about the track's size (sides within 1.5x) whose centre lies within
+        three quarters of its side of either box's centre, a value below ``min_iou`` that falls with the
+        distance; else 0."""
+        places = (track.predicted(dt), track.box)
+        overlap = max(box_iou(box, place) for place in places)
         if overlap >= self.min_iou:
             return overlap
-        side = max(predicted[2], 1.0)
+        side = max(track.box[2], 1.0)
         if not 1 / 1.5 <= box[2] / side <= 1.5:
             return 0.0
-        (bx, by), (px, py) = _centre(box), _centre(predicted)
-        distance = float(np.hypot(bx - px, by - py)) / (0.75 * side)
+        bx, by = _centre(box)
+        distance = min(float(np.hypot(bx - px, by - py)) for px, py in map(_centre, places)) / (0.75 * side)
         return self.min_iou * (1.0 - distance) * 0.99 if distance < 1.0 else 0.0
 
     def _match(self, boxes: list, dt: float) -> dict[int, int]:

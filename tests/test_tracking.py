@@ -148,3 +148,12 @@ def test_two_faces_side_by_side_keep_their_ids_when_they_move_together():
         left, right = tracker.update([face((100 + 10 * k, 100, 50, 50), "happy"),
                                       face((155 + 10 * k, 100, 50, 50), "sad")], 0.04)
         assert (left.id, right.id) == (1, 2)
+
+
+def test_a_velocity_made_of_jitter_does_not_lose_a_still_face_after_a_long_gap():
+    """Two answers 10 ms apart whose boxes differ by 6 px make a velocity of 600 px/s; a second later the
+    face has not moved, and still continues its track (by its last box)."""
+    tracker = FaceTracker()
+    tracker.update([face((100, 100, 60, 60), "happy")], 0.04)
+    tracker.update([face((106, 100, 60, 60), "happy")], 0.01)
+    assert tracker.update([face((103, 100, 60, 60), "happy")], 1.0)[0].id == 1
