@@ -49,6 +49,11 @@ MAX_CLASSIFY_EVERY = 8
 #: that is: a browser camera's frames come slower and less evenly than a file's (tracking.FaceTracker).
 TRACK_KEEP_SECONDS = 1.0
 
+#: The browser camera's ``FaceAnalyzer.max_cut_gap``: seconds between two frames beyond which a picture that
+#: changed a lot is not taken for a cut to another scene (forgetting every track): a camera does not cut, and
+#: one whose answers come a quarter second or more apart sees a moving face change that much.
+MAX_CUT_GAP = 0.2
+
 #: Longest wait between two attempts to reconnect a network camera, in seconds (the first is 1 s, then
 #: each doubles).
 MAX_RECONNECT_WAIT = 30.0
@@ -104,6 +109,10 @@ class FaceAnalyzer:
             at once), and the tracker keeps its smoothed probabilities in between. With the smoothing's
             half-life of several frames the labels barely change, and a frame with many faces, or a
             slow CPU, no longer makes the stream fall behind its source.
+        max_cut_gap: seconds; ``None`` (files, webcams): a frame that differs a lot from the one before is a
+            cut to another scene, and every track is forgotten. Else (the browser camera: ``MAX_CUT_GAP``),
+            only when it comes at most this long after the one before: frames further apart differ by the
+            faces' motion alone, and the tracker's matching decides which face is which.
 
     Raises:
         ValueError: ``detect_every`` is not an int of at least 1.
@@ -112,8 +121,9 @@ class FaceAnalyzer:
     def __init__(self, model: FacialExpressionModel, detector: FaceDetector,
                  smoothing_half_life: float = SMOOTHING_HALF_LIFE, detect_every: int = DETECT_EVERY,
                  detect_max_pixels: int | None = DETECT_MAX_PIXELS, search_budget: float | None = None,
-                 classify_budget: float | None = None) -> None:
+                 classify_budget: float | None = None, max_cut_gap: float | None = None) -> None:
         self.model = model
+        self.max_cut_gap = max_cut_gap
         self.finder = FaceFinder(detector, detect_every, detect_max_pixels, search_budget)
         # a face that one full search misses is followed no more until the next: its track must outlive that,
         # with room for a background search that ends later than the one before it
@@ -126,15 +136,18 @@ class FaceAnalyzer:
 
     @classmethod
     def from_settings(cls, model: FacialExpressionModel, settings: AnalysisSettings,
-                      search_budget: float | None = None, classify_budget: float | None = None) -> FaceAnalyzer:
+                      search_budget: float | None = None, classify_budget: float | None = None,
+                      max_cut_gap: float | None = None) -> FaceAnalyzer:
         """The analyzer of one video under ``settings`` (``settings.AnalysisSettings``: its detector, made here
-        with its least score, its ``detect_every`` and its smoothing half-life); the budgets as for the class.
+        with its least score, its ``detect_every`` and its smoothing half-life); the budgets and ``max_cut_gap``
+        as for the class.
 
         Raises:
             ValueError, RuntimeError: the detector cannot be made (see ``detectors.make_face_detector``).
         """
         return cls(model, make_face_detector(settings.detector, settings.min_score), settings.smoothing_half_life,
-                   settings.detect_every, search_budget=search_budget, classify_budget=classify_budget)
+                   settings.detect_every, search_budget=search_budget, classify_budget=classify_budget,
+                   max_cut_gap=max_cut_gap)
 
     def __call__(self, frame: np.ndarray, dt: float, lap: Callable[[str], None] | None = None) -> list[Face]:
         """The tracked faces of the next uint8 frame of the video (the frame is not modified).
@@ -150,7 +163,8 @@ class FaceAnalyzer:
         """
         frame, gray = bgr_and_gray(frame)
         found = self.finder(frame, gray)
-        if found.cut:  # other faces, even where a box overlaps one of the last scene's
+        # other faces, even where a box overlaps one of the last scene's (see max_cut_gap)
+        if found.cut and (self.max_cut_gap is None or dt <= self.max_cut_gap):
             self.tracker.reset()
         if lap:
             lap("detect")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
-from analysis import FaceAnalyzer
+from analysis import MAX_CUT_GAP, FaceAnalyzer
 from checks import check_number
 from native import release_free_memory
 from settings import AnalysisSettings
@@ -127,7 +127,7 @@ class BrowserClients:
             client = self._clients.get(client_id)
             if client is None:
                 self._check_room()
-                analyzer = FaceAnalyzer.from_settings(model, self.settings)
+                analyzer = FaceAnalyzer.from_settings(model, self.settings, max_cut_gap=MAX_CUT_GAP)
                 client = self._clients[client_id] = _Client(analyzer, last_frame=0.0)
                 if self._sweeper is None:
                     self._sweeper = threading.Thread(target=self._sweep, name="browser-clients", daemon=True)

@@ -212,3 +212,26 @@ def test_dim_flat_crops_are_lifted_to_the_training_range_and_others_left_alone()
     assert np.corrcoef(out[1].ravel().astype(float), dim.ravel().astype(float))[0, 1] > 0.99  # the same picture
     np.testing.assert_array_equal(out[2], flat)  # no contrast to stretch, bright enough: untouched
     assert normalize_lighting(np.zeros((0, 48, 48), np.uint8)).shape == (0, 48, 48)
+
+
+def test_a_browser_camera_keeps_the_id_of_a_face_that_moved_far_between_slow_answers(fer_model):
+    """Frames half a second apart, a large face moved by 100 px each time: the picture changes enough that a
+    file's analyzer takes it for a cut and gives a new id; the browser camera's (max_cut_gap) keeps the track."""
+    from helpers import astronaut_bgr
+
+    from analysis import MAX_CUT_GAP, FaceAnalyzer
+    from detectors import make_face_detector
+
+    picture = np.full((360, 640, 3), 90, np.uint8)
+    face = cv2.resize(astronaut_bgr()[40:300, 130:330], (250, 330))
+    frames = []
+    for x in (40, 140, 240):
+        frame = picture.copy()
+        frame[15:345, x:x + 250] = face
+        frames.append(frame)
+    ids = {}
+    for name, gap in (("file", None), ("browser", MAX_CUT_GAP)):
+        analyzer = FaceAnalyzer(fer_model, make_face_detector(), max_cut_gap=gap)
+        ids[name] = [[f.id for f in analyzer(frame, 0.5)] for frame in frames]
+    assert ids["browser"] == [[1], [1], [1]]
+    assert ids["file"][0] == [1] and ids["file"][-1] != [1]
