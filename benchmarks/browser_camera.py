@@ -20,28 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-
 from benchmarks.load import sample
 from benchmarks.pipeline import machine
-from benchmarks.serving import served
+from benchmarks.serving import camera_page, served
+from benchmarks.video import video_fps, video_frames, write_y4m
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def y4m(video: Path, out: Path, size=(640, 360), limit: int = 600) -> tuple[Path, float]:
-    capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    with out.open("wb") as f:
-        f.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F{round(fps)}:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(limit):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            f.write(b"FRAME\n" + cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
-                                                cv2.COLOR_BGR2YUV_I420).tobytes())
-    capture.release()
-    return out, fps
+    """A Y4M file of the video's first ``limit`` frames at ``size``, at its own frame rate; and that rate."""
+    fps = video_fps(video)
+    return write_y4m(out, video_frames(video, limit, size), round(fps)), fps
 
 
 def main() -> None:
@@ -56,12 +46,7 @@ def main() -> None:
     try:
         with served([]) as (server, base):
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                    "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={camera}"])
-                context = browser.new_context()
-                context.grant_permissions(["camera"], origin=base)
-                page = context.new_page()
+                browser, page = camera_page(playwright, camera, base)
                 page.goto(base + "/?source=browser")
                 time.sleep(5)  # warm-up: the camera opens, the first answers come
                 stats = "window.cameraStats || {answers: 0, latencies: []}"

@@ -100,37 +100,46 @@ CLIP_FILES = {"fer_woman2": "fer_woman2.mp4", "fr_short_hamilton_clip": "fr_shor
 #: Face-size bands: (label, least side, greatest side + 1), by ``min(w, h)`` of the reference box.
 BANDS = (("< 40", 0, 40), ("40-60", 40, 60), ("60-90", 60, 90), ("90-150", 90, 150), ("> 150", 150, 10 ** 9))
 
-_SK = "scikit-image 0.26 wheel, skimage/data/"
+#: Where the pictures of ``NOFACE`` are, by the prefix of their ``where``: the folder their descriptions name.
+_FOLDERS = {"skimage": "scikit-image 0.26 wheel, skimage/data/",
+            "sklearn": "scikit-learn 1.9 wheel, sklearn/datasets/images/",
+            "matplotlib": "matplotlib 3.11 wheel, mpl-data/sample_data/",
+            "media": "../shared/media/"}
+
+
+def _whole(where: str, description: str) -> tuple[str, None, str]:
+    """The ``NOFACE`` entry of a whole picture, ``where`` (``PREFIX:FILE``), described as "FOLDER/FILE: ..."."""
+    prefix, file = where.split(":", 1)
+    return where, None, f"{_FOLDERS[prefix]}{file}: {description}"
+
+
 #: The no-face set: name -> (where: ``skimage:FILE``, ``sklearn:FILE``, ``matplotlib:FILE`` (a file those
 #: packages ship) or ``media:PATH`` (under ../shared/media), crop ``(x, y, w, h)`` or None, source and licence).
 NOFACE = {
     # photographs, whole
-    "brick": ("skimage:brick.png", None, f"{_SK}brick.png: a brick wall, CC0 (CC0Textures)"),
-    "cell": ("skimage:cell.png", None, f"{_SK}cell.png: a cell in saline (phase image), CC0"),
-    "chelsea": ("skimage:chelsea.png", None, f"{_SK}chelsea.png: a cat, CC0 (Stefan van der Walt)"),
-    "clock": ("skimage:clock_motion.png", None, f"{_SK}clock_motion.png: a wall clock, motion-blurred, public domain"),
+    "brick": _whole("skimage:brick.png", "a brick wall, CC0 (CC0Textures)"),
+    "cell": _whole("skimage:cell.png", "a cell in saline (phase image), CC0"),
+    "chelsea": _whole("skimage:chelsea.png", "a cat, CC0 (Stefan van der Walt)"),
+    "clock": _whole("skimage:clock_motion.png", "a wall clock, motion-blurred, public domain"),
     "coffee": ("media:noface/skimage_coffee.png", None, "../shared/media/noface (= skimage.data.coffee()): a coffee "
                "cup, CC0 (Rachel Michetti)"),
-    "coins": ("skimage:coins.png", None, f"{_SK}coins.png: Greek coins (Brooklyn Museum; some bear figures or "
-              "heads in relief), no known copyright"),
-    "grass": ("skimage:grass.png", None, f"{_SK}grass.png: grass, CC0"),
-    "gravel": ("skimage:gravel.png", None, f"{_SK}gravel.png: gravel, CC0 (CC0Textures)"),
-    "hubble": ("skimage:hubble_deep_field.jpg", None, f"{_SK}hubble_deep_field.jpg: galaxies, NASA, public domain"),
-    "ihc": ("skimage:ihc.png", None, f"{_SK}ihc.png: stained tissue (microscope), no known copyright"),
-    "microaneurysms": ("skimage:microaneurysms.png", None, f"{_SK}microaneurysms.png: retina detail, CC0"),
-    "moon": ("skimage:moon.png", None, f"{_SK}moon.png: the moon's surface, no known copyright"),
-    "motorcycle-left": ("skimage:motorcycle_left.png", None, f"{_SK}motorcycle_left.png: a motorcycle in a garage, "
-                        "boxes on shelves (Middlebury 2014 stereo set, shipped by scikit-image)"),
-    "motorcycle-right": ("skimage:motorcycle_right.png", None, f"{_SK}motorcycle_right.png: the same scene from "
-                         "the stereo pair's other camera"),
-    "page": ("skimage:page.png", None, f"{_SK}page.png: a scanned page of text, no known copyright"),
-    "retina": ("skimage:retina.jpg", None, f"{_SK}retina.jpg: a fundus photograph, CC0 (M. Haggstrom)"),
-    "rocket": ("skimage:rocket.jpg", None, f"{_SK}rocket.jpg: a Falcon 9 launch pad, SpaceX, public domain"),
-    "text": ("skimage:text.png", None, f"{_SK}text.png: handwritten text photographed, public domain"),
-    "china": ("sklearn:china.jpg", None, "scikit-learn 1.9 wheel, sklearn/datasets/images/china.jpg: a pagoda and "
-              "trees, CC BY 2.0 (danielbuechele, Flickr)"),
-    "flower": ("sklearn:flower.jpg", None, "scikit-learn 1.9 wheel, sklearn/datasets/images/flower.jpg: a dahlia, "
-               "CC BY 2.0 (vultilion, Flickr)"),
+    "coins": _whole("skimage:coins.png", "Greek coins (Brooklyn Museum; some bear figures or heads in relief), "
+                                         "no known copyright"),
+    "grass": _whole("skimage:grass.png", "grass, CC0"),
+    "gravel": _whole("skimage:gravel.png", "gravel, CC0 (CC0Textures)"),
+    "hubble": _whole("skimage:hubble_deep_field.jpg", "galaxies, NASA, public domain"),
+    "ihc": _whole("skimage:ihc.png", "stained tissue (microscope), no known copyright"),
+    "microaneurysms": _whole("skimage:microaneurysms.png", "retina detail, CC0"),
+    "moon": _whole("skimage:moon.png", "the moon's surface, no known copyright"),
+    "motorcycle-left": _whole("skimage:motorcycle_left.png", "a motorcycle in a garage, boxes on shelves "
+                                                            "(Middlebury 2014 stereo set, shipped by scikit-image)"),
+    "motorcycle-right": _whole("skimage:motorcycle_right.png", "the same scene from the stereo pair's other camera"),
+    "page": _whole("skimage:page.png", "a scanned page of text, no known copyright"),
+    "retina": _whole("skimage:retina.jpg", "a fundus photograph, CC0 (M. Haggstrom)"),
+    "rocket": _whole("skimage:rocket.jpg", "a Falcon 9 launch pad, SpaceX, public domain"),
+    "text": _whole("skimage:text.png", "handwritten text photographed, public domain"),
+    "china": _whole("sklearn:china.jpg", "a pagoda and trees, CC BY 2.0 (danielbuechele, Flickr)"),
+    "flower": _whole("sklearn:flower.jpg", "a dahlia, CC BY 2.0 (vultilion, Flickr)"),
     # crops of those photographs at native scale: other content at the detector's scale
     "chelsea-head": ("skimage:chelsea.png", (120, 0, 260, 260), "crop of chelsea: the cat's head"),
     "china-pagoda": ("sklearn:china.jpg", (150, 0, 260, 300), "crop of china: the pagoda"),
@@ -145,15 +154,12 @@ NOFACE = {
     "hubble-quarter": ("skimage:hubble_deep_field.jpg", (0, 0, 500, 436), "crop of hubble_deep_field: top left"),
     "retina-disc": ("skimage:retina.jpg", (100, 450, 500, 500), "crop of retina: the optic disc and vessels"),
     # drawings and synthetic pictures
-    "horse": ("skimage:horse.png", None, f"{_SK}horse.png: a horse's silhouette, CC0 (openclipart)"),
-    "phantom": ("skimage:phantom.png", None, f"{_SK}phantom.png: the Shepp-Logan head phantom (ellipses like eyes), "
-                "synthetic"),
-    "chessboard": ("skimage:chessboard_RGB.png", None, f"{_SK}chessboard_RGB.png: a chessboard, synthetic"),
-    "colour-wheel": ("skimage:color.png", None, f"{_SK}color.png: a colour wheel, synthetic"),
-    "present": ("matplotlib:Minduka_Present_Blue_Pack.png", None, "matplotlib 3.11 wheel, mpl-data/sample_data/"
-                "Minduka_Present_Blue_Pack.png: a gift box (clip art, openclipart, public domain)"),
-    "cartoon": ("media:noface/fer_no-faces.jpg", None, "../shared/media/noface/fer_no-faces.jpg: cartoon creatures "
-                "(justinshenk/fer)"),
+    "horse": _whole("skimage:horse.png", "a horse's silhouette, CC0 (openclipart)"),
+    "phantom": _whole("skimage:phantom.png", "the Shepp-Logan head phantom (ellipses like eyes), synthetic"),
+    "chessboard": _whole("skimage:chessboard_RGB.png", "a chessboard, synthetic"),
+    "colour-wheel": _whole("skimage:color.png", "a colour wheel, synthetic"),
+    "present": _whole("matplotlib:Minduka_Present_Blue_Pack.png", "a gift box (clip art, openclipart, public domain)"),
+    "cartoon": _whole("media:noface/fer_no-faces.jpg", "cartoon creatures (justinshenk/fer)"),
 }
 
 #: video -> faces MTCNN misses, marked by eye: ``{"frame_size": [w, h], "frames": {frame: {"faces": [[x, y],

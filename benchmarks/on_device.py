@@ -38,43 +38,23 @@ import numpy as np
 
 from benchmarks.load import sample
 from benchmarks.pipeline import machine
-from benchmarks.serving import served
+from benchmarks.serving import camera_page, served
+from benchmarks.video import camera_y4m, video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (640, 360)
-
-
-def camera_file(video: Path, out: Path, frames: int = 300) -> Path:
-    """A Y4M file of the video's first ``frames`` frames at 640x360, forward then back, 30 frames/s."""
-    capture = cv2.VideoCapture(str(video))
-    images = []
-    while len(images) < frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        images.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
-    capture.release()
-    with out.open("wb") as f:
-        f.write(f"YUV4MPEG2 W{SIZE[0]} H{SIZE[1]} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in images + images[-2:0:-1]:
-            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return out
 
 
 def spaced_frames(video: Path, count: int) -> list[np.ndarray]:
     """``count`` frames spread evenly over the video, BGR at 640x360."""
     capture = cv2.VideoCapture(str(video))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
     wanted = set(np.linspace(0, max(total - 1, 0), count).round().astype(int).tolist())
-    frames, index = [], 0
-    while len(frames) < len(wanted):
-        ok, frame = capture.read()
-        if not ok:
-            break
+    frames = []
+    for index, frame in enumerate(video_frames(video, max(wanted, default=-1) + 1)):
         if index in wanted:
             frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
-        index += 1
-    capture.release()
     return frames
 
 
@@ -142,16 +122,11 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp())
-    camera = camera_file(args.video, folder / "camera.y4m")
+    camera = camera_y4m(args.video, folder / "camera.y4m", 300, SIZE)
     try:
         with served([]) as (server, base):
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                    "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={camera}"])
-                context = browser.new_context()
-                context.grant_permissions(["camera"], origin=base)
-                page = context.new_page()
+                browser, page = camera_page(playwright, camera, base)
                 requests: list[tuple[float, str]] = []
                 page.on("request", lambda request: requests.append((time.monotonic(), request.url)))
                 opened = time.monotonic()

@@ -1,8 +1,10 @@
-"""A ``main.py`` server process for the benchmarks: a free loopback port, started, waited for, stopped."""
+"""A ``main.py`` server process for the benchmarks: a free loopback port, started, waited for, stopped; and
+the system's headless Chromium with a fake camera, to open its pages."""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,3 +49,20 @@ def served(args: list[str], timeout: float = 120) -> Iterator[tuple[subprocess.P
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def launch_with_fake_camera(playwright, camera, executable: str | None = None):
+    """Headless Chromium (``executable``, default the system's ``chromium``) whose camera plays the Y4M file
+    ``camera``; ``playwright``: a started ``playwright.sync_api`` instance."""
+    return playwright.chromium.launch(executable_path=executable or shutil.which("chromium"), args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}"])
+
+
+def camera_page(playwright, camera, base: str):
+    """``launch_with_fake_camera``, and a new page of a context that may use the camera on ``base``:
+    ``(browser, page)``, the page not yet opened (its caller closes the browser)."""
+    browser = launch_with_fake_camera(playwright, camera)
+    context = browser.new_context()
+    context.grant_permissions(["camera"], origin=base)
+    return browser, context.new_page()

@@ -34,6 +34,7 @@ import cv2
 
 from benchmarks.load import sample
 from benchmarks.serving import served
+from benchmarks.video import video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,15 +156,8 @@ def probe_page(base: str, stop: threading.Event, tally: Tally) -> None:
 
 def video_jpegs(video: Path, count: int = 60, size=(640, 360)) -> list[bytes]:
     """The first ``count`` frames of ``video`` at ``size``, as JPEGs (quality 80, as the page sends them)."""
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        frames.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
-    capture.release()
+    frames = [cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+              for frame in video_frames(video, count, size)]
     if not frames:
         raise SystemExit(f"no frame could be read from {video}")
     return frames

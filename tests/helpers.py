@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.video import video_frames
 from datasets import FERPLUS_COLUMNS, FERPLUS_NAMES
 from faces import EMOTIONS_LIST
 from streaming import BOUNDARY
@@ -87,15 +88,7 @@ def make_face_video(path: Path, n_frames: int = 40, fps: float = 20.0, size=(640
 
 def decoded_frames(path) -> list[np.ndarray]:
     """Every frame of a video file, decoded by OpenCV."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
+    return list(video_frames(path))
 
 
 def read_jpeg_frames(response, count, close=True):
@@ -165,18 +158,6 @@ def stop_server(process: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
-
-
-def write_y4m(path: Path, frames, fps: int = 20) -> Path:
-    """Write BGR frames (all of one even size) as a YUV4MPEG2 file, the format of Chromium's fake camera
-    (``--use-file-for-fake-video-capture``)."""
-    height, width = frames[0].shape[:2]
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
 
 
 def read_until_closed(sock: socket.socket, deadline: float) -> int:

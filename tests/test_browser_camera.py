@@ -7,8 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from helpers import astronaut_bgr, decoded_frames, write_y4m
+from helpers import astronaut_bgr, decoded_frames
 from PIL import Image
+
+from benchmarks.serving import launch_with_fake_camera
+from benchmarks.video import camera_y4m
 
 
 def jpeg(frame) -> bytes:
@@ -105,13 +108,6 @@ def test_the_page_offers_your_camera(client):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def launch_with_fake_camera(playwright, camera):
-    """Headless Chromium whose camera plays the Y4M file ``camera``."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}"])
-
-
 def wait_for_answers(page, count, deadline):
     """Wait until the page has had ``count`` answers from /api/frames (before ``deadline``, monotonic s)."""
     while page.evaluate("window.cameraStats ? window.cameraStats.answers : 0") < count:
@@ -132,8 +128,7 @@ def camera_message(page, deadline):
 def fake_camera(face_video, tmp_path):
     """A Y4M file of the face video played forward then back, the size Chromium's fake camera plays: the
     camera loops it without a jump, so the face keeps its track (a jump back starts a new one)."""
-    frames = decoded_frames(face_video[0])
-    return write_y4m(tmp_path / "face.y4m", frames + frames[-2:0:-1])
+    return camera_y4m(face_video[0], tmp_path / "face.y4m", fps=20)
 
 
 @pytest.mark.slow
@@ -142,7 +137,7 @@ def fake_camera(face_video, tmp_path):
 def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = launch_with_fake_camera(playwright, fake_camera)
+        browser = launch_with_fake_camera(playwright, fake_camera, CHROMIUM)
         context = browser.new_context()
         if granted:
             context.grant_permissions(["camera"], origin=live_server)
@@ -193,7 +188,7 @@ def test_a_page_beyond_the_client_limit_is_told_and_gets_in_once_the_first_is_fo
     process, base = start_server(["--source", str(face_video[0]), "--max-browser-clients", "1"], tmp_path / "log")
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = launch_with_fake_camera(playwright, fake_camera)
+            browser = launch_with_fake_camera(playwright, fake_camera, CHROMIUM)
             context = browser.new_context()
             context.grant_permissions(["camera"], origin=base)
             first, second = context.new_page(), context.new_page()

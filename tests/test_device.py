@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.video import camera_y4m
 from faces import EMOTIONS_LIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,19 +89,7 @@ def test_the_runtime_is_vendored_with_its_version_and_licence():
 def clip_y4m(out: Path, frames: int = 150) -> Path:
     """The shared clip's first ``frames`` frames at 640x360, played forward then back (the camera loops without
     a jump), as a Y4M file at 30 frames/s, the format of Chromium's fake camera."""
-    capture = cv2.VideoCapture(str(SHARED_CLIP))
-    images = []
-    while len(images) < frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        images.append(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
-    capture.release()
-    with out.open("wb") as f:
-        f.write(b"YUV4MPEG2 W640 H360 F30:1 Ip A1:1 C420jpeg\n")
-        for frame in images + images[-2:0:-1]:
-            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return out
+    return camera_y4m(SHARED_CLIP, out, frames, (640, 360), fps=30)
 
 
 @pytest.fixture(scope="module")
