@@ -1,0 +1,202 @@
+// BlazeFace in the browser (detectors/blazeface.py): its anchors (_blazeface_anchors), the decoding of its
+// rows, MediaPipe's weighted merge (_weighted_nms), the contained boxes dropped (_drop_contained), the square
+// tiles searched besides the whole frame (BlazeFaceDetector._tiles), each box squared, shifted and framed
+// (BlazeFaceDetector.detect); and, between two whole-frame searches, one pass around each last face
+// (detection.FaceFinder's following). Imports resize.js and runtime.js.
+import {clamp, resize, rint} from "./resize.js";
+import {runModel} from "./runtime.js";
+
+const COLUMNS = 16;  // the corners (x0, y0, x1, y1), then six keypoints' x and y
+
+function blazefaceAnchors(side, strides, perCell) {
+  const anchors = [];
+  let layer = 0;
+  while (layer < strides.length) {
+    let same = 0;
+    for (let l = layer; l < strides.length && strides[l] === strides[layer]; l++) same++;
+    const cells = Math.floor(side / strides[layer]);
+    for (let y = 0; y < cells; y++) {
+      for (let x = 0; x < cells; x++) {
+        for (let k = 0; k < perCell * same; k++) anchors.push([(x + 0.5) / cells, (y + 0.5) / cells]);
+      }
+    }
+    layer += same;
+  }
+  return anchors;
+}
+
+// MediaPipe's weighted non-maximum suppression: rows (arrays of COLUMNS), scores; best first.
+function weightedNms(rows, scores, threshold) {
+  let order = scores.map((s, i) => i).sort((a, b) => scores[b] - scores[a]);
+  const keptRows = [], keptScores = [];
+  while (order.length) {
+    const best = rows[order[0]], bestArea = (best[2] - best[0]) * (best[3] - best[1]);
+    const merged = [], rest = [];
+    order.forEach((i, n) => {
+      const r = rows[i];
+      const inter = Math.max(0, Math.min(best[2], r[2]) - Math.max(best[0], r[0]))
+        * Math.max(0, Math.min(best[3], r[3]) - Math.max(best[1], r[1]));
+      const area = (r[2] - r[0]) * (r[3] - r[1]);
+      const iou = inter / Math.max(bestArea + area - inter, 1e-12);
+      (n === 0 || iou > threshold ? merged : rest).push(i);
+    });
+    const mean = new Array(COLUMNS).fill(0);
+    let total = 0;
+    for (const i of merged) {
+      total += scores[i];
+      for (let c = 0; c < COLUMNS; c++) mean[c] += rows[i][c] * scores[i];
+    }
+    keptRows.push(mean.map((v) => v / total));
+    keptScores.push(scores[order[0]]);
+    order = rest;
+  }
+  return [keptRows, keptScores];
+}
+
+// Drop each row (best first) sharing more than `share` of the smaller box's area with a better kept one.
+function dropContained(rows, scores, share = 0.6) {
+  const keep = [];
+  const area = (r) => (r[2] - r[0]) * (r[3] - r[1]);
+  rows.forEach((r, i) => {
+    const contained = keep.some((j) => {
+      const k = rows[j];
+      const inter = Math.max(0, Math.min(r[2], k[2]) - Math.max(r[0], k[0]))
+        * Math.max(0, Math.min(r[3], k[3]) - Math.max(r[1], k[1]));
+      return inter > share * Math.min(area(r), area(k));
+    });
+    if (!contained) keep.push(i);
+  });
+  return [keep.map((i) => rows[i]), keep.map((i) => scores[i])];
+}
+
+export class BlazeFace {
+  // `model`: the compiled model; `blaze`: the page's BlazeFace settings (side, strides, perCell, minScore, pad,
+  // maxTiles, boxScale, boxShift, minSize, ears).
+  constructor(model, blaze) {
+    this.model = model;
+    this.blaze = blaze;
+    this.side = blaze.side;
+    this.anchors = blazefaceAnchors(blaze.side, blaze.strides, blaze.perCell);
+    const s = blaze.minScore;
+    this.minLogit = s <= 0 ? -Infinity : s >= 1 ? Infinity : Math.log(s / (1 - s));
+    this.input = new Float32Array(this.side * this.side * 3);
+    const outputs = model.getOutputDetails();
+    this.regressorsAt = outputs.findIndex((d) => d.shape[d.shape.length - 1] === 16);
+    this.classifiersAt = outputs.findIndex((d) => d.shape[d.shape.length - 1] === 1);
+  }
+
+  // The square tiles searched besides the whole frame (BlazeFaceDetector._tiles, tile="square").
+  tiles(width, height) {
+    const short = Math.min(width, height), long = Math.max(width, height);
+    if (long < 1.25 * short || short < this.side) return [];
+    const side = short, overlap = Math.ceil(side / 5);
+    const starts = (length) => {
+      const count = Math.max(1, Math.ceil((length - overlap) / (side - overlap)));
+      return count > 1 ? Array.from({length: count}, (_, i) => rint(i * (length - side) / (count - 1))) : [0];
+    };
+    const tiles = [];
+    for (const y of starts(height)) for (const x of starts(width)) tiles.push([x, y, side]);
+    return tiles.length <= this.blaze.maxTiles ? tiles : [];
+  }
+
+  // The faces of an RGB frame (`rgb`: width x height x 3): {boxes [x, y, w, h] floats, scores, keypoints}.
+  async detect(rgb, width, height) {
+    const tiles = this.tiles(width, height);
+    const shrink = Math.max(1, Math.floor(Math.min(height, width, ...tiles.map((t) => t[2])) / this.side));
+    let image = rgb, w = width, h = height;
+    if (shrink > 1) {
+      w = Math.floor(width / shrink);
+      h = Math.floor(height / shrink);
+      image = resize(rgb, width, height, 3, 0, 0, w * shrink, h * shrink, w, h);
+    }
+    const views = [await this.search(image, w, h, 0, 0, w, h, rint(this.blaze.pad * Math.max(h, w)))];
+    for (const [tx, ty, tside] of tiles) {
+      const x = Math.floor(tx / shrink), y = Math.floor(ty / shrink);
+      const x1 = tx + tside >= width ? w : Math.floor((tx + tside) / shrink);
+      const y1 = ty + tside >= height ? h : Math.floor((ty + tside) / shrink);
+      views.push(this.cut(await this.search(image, w, h, x, y, x1 - x, y1 - y, 0), x, y, x1, y1, w, h));
+    }
+    return this.faces(views, shrink, width, height);
+  }
+
+  // Between two whole-frame searches: the faces found by one pass over a square around each of `boxes` (the
+  // last frame's faces), of 2.5 times the box's side (at least the model's input, at most the frame's shorter
+  // side), inside the frame; as the server follows its faces between searches (detection.FaceFinder).
+  async follow(rgb, width, height, boxes) {
+    const views = [];
+    for (const [bx, by, bw, bh] of boxes) {
+      const side = Math.min(width, height, Math.max(this.side, Math.round(2.5 * Math.max(bw, bh))));
+      const x = clamp(Math.round(bx + bw / 2 - side / 2), 0, width - side);
+      const y = clamp(Math.round(by + bh / 2 - side / 2), 0, height - side);
+      views.push(this.cut(await this.search(rgb, width, height, x, y, side, side, 0), x, y, x + side, y + side,
+                          width, height));
+    }
+    return this.faces(views, 1, width, height);
+  }
+
+  // A view's rows and scores without the faces cut by its edges inside the frame (whole in another view).
+  cut([rows, scores], x, y, x1, y1, w, h) {
+    const kept = rows.map((r, i) => i).filter((i) => {
+      const r = rows[i];
+      return !((r[0] < x + 2 && x > 0) || (r[1] < y + 2 && y > 0) || (r[2] > x1 - 2 && x1 < w) || (r[3] > y1 - 2 && y1 < h));
+    });
+    return [kept.map((i) => rows[i]), kept.map((i) => scores[i])];
+  }
+
+  // The views' faces merged, in pixels of the frame, their boxes squared and framed, the ones mostly outside
+  // the frame or too small dropped.
+  faces(views, shrink, width, height) {
+    let rows = views.flatMap((v) => v[0]), scores = views.flatMap((v) => v[1]);
+    if (views.length > 1 && rows.length) [rows, scores] = dropContained(...weightedNms(rows, scores, 0.3));
+    const faces = {boxes: [], scores: [], keypoints: []};
+    rows.forEach((row, i) => {
+      const r = row.map((v) => v * shrink);
+      const bw = r[2] - r[0], bh = r[3] - r[1], big = Math.max(bw, bh);
+      const side = big * this.blaze.boxScale;
+      const cx = r[0] + bw / 2, cy = r[1] + bh / 2 + this.blaze.boxShift * big;
+      const visible = (clamp(cx + side / 2, 0, width) - clamp(cx - side / 2, 0, width))
+        * (clamp(cy + side / 2, 0, height) - clamp(cy - side / 2, 0, height));
+      if (visible >= 0.4 * side * side && side >= this.blaze.minSize) {
+        faces.boxes.push([cx - side / 2, cy - side / 2, side, side]);
+        faces.scores.push(scores[i]);
+        faces.keypoints.push(Array.from({length: 6}, (_, k) => [r[4 + 2 * k], r[5 + 2 * k]]));
+      }
+    });
+    return faces;
+  }
+
+  // One model pass over a region of the RGB `image` (`imageW` x `imageH`) with a black border: rows and scores.
+  async search(image, imageW, imageH, x0, y0, width, height, border) {
+    const side = this.side, outer = Math.max(height, width) + 2 * border, scale = side / outer;
+    const sw = Math.max(1, rint(width * scale)), sh = Math.max(1, rint(height * scale));
+    const small = resize(image, imageW, imageH, 3, x0, y0, width, height, sw, sh);
+    const left = Math.floor((side - sw) / 2), top = Math.floor((side - sh) / 2);
+    const input = this.input;
+    input.fill(-1);
+    for (let y = 0; y < sh; y++) {
+      for (let i = 0; i < sw * 3; i++) input[((top + y) * side + left) * 3 + i] = small[y * sw * 3 + i] * (2 / 255) - 1;
+    }
+    const [regressors, logits] = await runModel(this.model, input, [1, side, side, 3],
+                                                [this.regressorsAt, this.classifiersAt]);
+    const rows = [], scores = [];
+    for (let a = 0; a < logits.length; a++) {
+      if (!(logits[a] > this.minLogit)) continue;
+      const [ax, ay] = this.anchors[a], raw = regressors.subarray(a * 16, a * 16 + 16);
+      const cx = raw[0] / side + ax, cy = raw[1] / side + ay, hw = raw[2] / side / 2, hh = raw[3] / side / 2;
+      const row = [cx - hw, cy - hh, cx + hw, cy + hh];
+      for (let k = 0; k < 6; k++) row.push(raw[4 + 2 * k] / side + ax, raw[5 + 2 * k] / side + ay);
+      if (this.blaze.ears) {  // keypoints 4 and 5, the ear tragions: a turned head's box reaches its visible ear
+        row[0] = Math.min(row[0], row[12], row[14]);
+        row[1] = Math.min(row[1], row[13], row[15]);
+        row[2] = Math.max(row[2], row[12], row[14]);
+        row[3] = Math.max(row[3], row[13], row[15]);
+      }
+      rows.push(row);
+      scores.push(1 / (1 + Math.exp(-clamp(logits[a], -80, 80))));
+    }
+    if (!rows.length) return [[], []];
+    const [merged, mergedScores] = weightedNms(rows, scores, 0.3);
+    return [merged.map((row) => row.map((v, c) => (v * side - (c % 2 ? top : left)) / scale + (c % 2 ? y0 : x0))),
+            mergedScores];
+  }
+}
