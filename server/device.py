@@ -10,7 +10,7 @@
 
 Both answer with an ETag and ``Cache-Control: no-cache`` (the browser keeps the file and asks whether it
 changed: a 304 of a few bytes), and the page's ``deviceConfig`` (``device_config``) carries the settings the
-page's frame path must share with the server's (``static/device.js``).
+page's frame path must share with the server's (``static/device.js`` and its parts in ``static/device/``).
 """
 
 from __future__ import annotations
