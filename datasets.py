@@ -1,9 +1,9 @@
 """The training data: FER2013's images (Kaggle's folder layout) and the FER+ crowd votes on them.
 
 - ``fer2013_files`` / ``load_fer2013_split``: one split's images and their original FER2013 labels;
-- ``read_ferplus_votes`` / ``ferplus_labels``: the ten FER+ votes of each image, as the seven-class vote
-  distribution the network is trained on, the crowd's majority it is scored against, and which images the
-  FER+ protocol leaves out (``unknown`` or not-a-face won the vote);
+- ``read_ferplus_votes`` / ``ferplus_labels`` (``load_ferplus_split`` with the faces): the ten FER+ votes
+  of each image, as the seven-class vote distribution the network is trained on, the crowd's majority it is
+  scored against, and which images the FER+ protocol leaves out (``unknown`` or not-a-face won the vote);
 - ``ferplus_scores``: the figures reported everywhere (crowd-majority accuracy, per-class recall, the
   confusion matrix, crowd-neutral faces called sad).
 
@@ -64,12 +64,32 @@ def fer2013_files(folder: str | os.PathLike) -> list[tuple[Path, int]]:
     return files
 
 
-def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def load_ferplus_split(folder: str | os.PathLike, csv_path: str | os.PathLike | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, FerPlusLabels]:
+    """One split's faces, their FER2013 labels and their FER+ labels: ``load_fer2013_split`` and
+    ``ferplus_labels`` on the same files, listed once.
+
+    Args:
+        folder: the split's folder (``<data>/test``).
+        csv_path: the votes; default ``ferplus.csv`` in the folder above ``folder``.
+
+    Raises:
+        as ``load_fer2013_split`` and ``ferplus_labels``.
+    """
+    files = fer2013_files(folder)
+    faces, labels = load_fer2013_split(folder, files)
+    votes = Path(folder).parent / "ferplus.csv" if csv_path is None else csv_path
+    return faces, labels, ferplus_labels([path for path, _ in files], votes, labels)
+
+
+def load_fer2013_split(folder: str | os.PathLike, files: Sequence[tuple[Path, int]] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Read one FER2013 split in the Kaggle image layout, ``folder/<class>/*.jpg``.
 
     Args:
         folder: the split's folder (e.g. ``data/fer2013/test``), holding one sub-folder per name
             of ``EMOTIONS_LIST``; images are decoded by OpenCV as the app decodes frames.
+        files: ``fer2013_files(folder)`` when the caller has listed it already.
 
     Returns:
         uint8 faces ``(N, 48, 48)`` and int64 labels ``(N,)`` (indices into ``EMOTIONS_LIST``), in the
@@ -82,7 +102,7 @@ def load_fer2013_split(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     import cv2  # here, so that reading the votes does not need OpenCV
 
     faces, labels = [], []
-    for path, label in fer2013_files(folder):
+    for path, label in fer2013_files(folder) if files is None else files:
         face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if face is None or face.shape != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"{path} is not a {INPUT_SIZE}x{INPUT_SIZE} image")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets import FER_DIR, fer2013_files, ferplus_labels, ferplus_scores, load_fer2013_split
+from datasets import FER_DIR, ferplus_scores, load_fer2013_split, load_ferplus_split
 from model import EMOTIONS_LIST, LITERT_THREADS, MODEL_JSON, MODEL_WEIGHTS, RUNTIMES, FacialExpressionModel
 from networks import count_flops
 
@@ -141,10 +141,10 @@ def main() -> None:
     model = FacialExpressionModel(args.model, args.weights, flip_tta=not args.no_tta, runtime=args.runtime,
                                  shift_tta=args.shift_tta)
     try:
-        images, labels = load_fer2013_split(args.data)
-        paths = [path for path, _ in fer2013_files(args.data)]
-        crowd = (ferplus_labels(paths, args.votes or args.data.parent / "ferplus.csv", labels)
-                 if args.labels == "ferplus" else None)
+        if args.labels == "ferplus":
+            images, labels, crowd = load_ferplus_split(args.data, args.votes)
+        else:
+            (images, labels), crowd = load_fer2013_split(args.data), None
     except (FileNotFoundError, ValueError) as exc:  # a message, not a traceback
         raise SystemExit(str(exc)) from exc
     probabilities = model.predict_proba(images)

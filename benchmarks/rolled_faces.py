@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets import FER_DIR, fer2013_files, ferplus_labels, load_fer2013_split
+from datasets import FER_DIR, load_ferplus_split
 from detection import detect_faces_and_rolls, make_face_detector
 from faces import box_iou, crop_faces, normalize_lighting
 from model import INPUT_SIZE, default_model
@@ -81,8 +81,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use about this many faces (every k-th); 0: all")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    faces, original = load_fer2013_split(args.data / "test")
-    crowd = ferplus_labels([p for p, _ in fer2013_files(args.data / "test")], args.data / "ferplus.csv", original)
+    faces, _, crowd = load_ferplus_split(args.data / "test")
     faces, majority = faces[crowd.included], crowd.majority[crowd.included]
     if args.limit and args.limit < len(faces):
         step = len(faces) / args.limit

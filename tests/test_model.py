@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import FER_DIR, ROOT, make_tiny_fer, requires_fer
 
-from datasets import fer2013_files, ferplus_labels, ferplus_scores
+from datasets import ferplus_scores, load_ferplus_split
 from model import (
     EMOTIONS_LIST,
     FacialExpressionModel,
@@ -198,8 +198,7 @@ def test_publictest_accuracy(fer_model):
     crowd-neutral faces called sad (docs/metrics.json), so a model that lost more than half a point fails, and
     so do the model it replaced (issue 31's floor: 77.65%, 10.5%) and the networks trained on FER2013's own
     labels (67.0%, 26.8%)."""
-    faces, labels = load_fer2013_split(FER_DIR / "test")
-    crowd = ferplus_labels([path for path, _ in fer2013_files(FER_DIR / "test")], FER_DIR / "ferplus.csv", labels)
+    faces, labels, crowd = load_ferplus_split(FER_DIR / "test")
     scores = ferplus_scores(fer_model.predict_proba(faces[crowd.included]), crowd.majority[crowd.included])
     assert len(labels) == 3589 and scores["images"] == 3553
     assert scores["ferplus_accuracy"] >= 0.818, scores

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets import FER_DIR, fer2013_files, ferplus_labels, ferplus_scores, load_fer2013_split
+from datasets import FER_DIR, ferplus_scores, load_ferplus_split
 from model import EMOTIONS_LIST, MODEL_JSON, MODEL_WEIGHTS, FacialExpressionModel
 
 log = logging.getLogger("recalibrate_ferplus")
@@ -76,8 +76,7 @@ def main() -> None:
     model = FacialExpressionModel(args.model, args.weights, flip_tta=False)
     split = {}
     for name in ("train", "test"):
-        faces, original = load_fer2013_split(args.data / name)
-        crowd = ferplus_labels([p for p, _ in fer2013_files(args.data / name)], args.data / "ferplus.csv", original)
+        faces, original, crowd = load_ferplus_split(args.data / name)
         keep = crowd.included
         log.info("%s: %d faces kept of %d; running the model on both views", name, keep.sum(), len(keep))
         split[name] = (views(model, faces[keep]), crowd.distributions[keep], crowd.majority[keep], original[keep])

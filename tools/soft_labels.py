@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     votes = args.data / "ferplus.csv"
     if votes.is_file():  # the headline figure since issue 31: against the FER+ crowd's majority
-        crowd = ferplus_labels([p for p, _ in fer2013_files(args.data / "test")], votes, test_labels)
+        crowd = ferplus_labels([path for path, _ in fer2013_files(args.data / "test")], votes, test_labels)
         for name, model in (("publictest_served_ferplus", served), ("publictest_ten_crop_ferplus", ten_crop)):
             scores = ferplus_scores(model.predict_proba(test_faces[crowd.included]), crowd.majority[crowd.included])
             figures[name] = {k: scores[k] for k in ("ferplus_accuracy", "neutral_called_sad", "per_class_recall")}
