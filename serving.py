@@ -32,6 +32,14 @@ HEADER_TIMEOUT = 10.0
 #: Seconds between the server's sweeps of idle connections (waitress's ``cleanup_interval``, 30 by default).
 CLEANUP_INTERVAL = 5
 
+#: Bytes of response a connection may hold unsent before the thread writing it waits (waitress's
+#: ``outbuf_high_watermark``, 16 MiB by default). It also bounds each connection's send buffer: waitress appends a
+#: stream's parts to one buffer, which keeps every byte written to it, sent or not, until this many bytes have gone
+#: in; then it starts another (waitress 3.0, ``HTTPChannel.write_soon``). At 16 MiB, 30 MJPEG viewers held
+#: 250-850 MiB between them; at 512 KiB (about ten 640x360 parts, one or two of 1080p) a viewer holds at most about
+#: 1 MiB, and one that falls that far behind waits, then gets the newest frame.
+OUTBUF_HIGH_WATERMARK = 512 * 1024
+
 #: The environment variable that may hold ``serve``'s source (e.g. a camera URL with its password).
 SOURCE_VARIABLE = "FER_SOURCE"
 
@@ -220,6 +228,7 @@ def serve_main(args: argparse.Namespace) -> int:
                                channel_timeout=args.client_timeout,
                                cleanup_interval=min(CLEANUP_INTERVAL, args.client_timeout),
                                connection_limit=args.max_connections,
+                               outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
                                # waitress reads a whole body before the app sees it (up to 1 GiB by
                                # default): a body over the app's limit (and the multipart headers) gets
                                # its 413 as soon as its Content-Length is read

@@ -108,6 +108,8 @@ def test_the_connection_limit_and_idle_sweep_are_set(monkeypatch):
     monkeypatch.setattr(waitress, "create_server", fake_create_server)
     assert serving.serve_main(main.parse_args(["--max-connections", "300", "--no-webcam"])) == 1
     assert seen["connection_limit"] == 300 and seen["cleanup_interval"] == 5 and seen["channel_timeout"] == 30
+    # each MJPEG viewer's send buffer is bounded near this (waitress's 16 MiB let 30 viewers hold 250-850 MiB)
+    assert seen["outbuf_high_watermark"] == serving.OUTBUF_HIGH_WATERMARK <= 1024 * 1024
     assert main.parse_args([]).max_connections == serving.MAX_CONNECTIONS > 100  # waitress's default was 100
 
 
