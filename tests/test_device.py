@@ -165,3 +165,41 @@ def test_a_refused_camera_is_told_with_the_server_side_camera_as_fallback(live_s
         assert "denied" in error.text_content()
         assert error.locator("a").get_attribute("href") == "/?source=browser"
         browser.close()
+
+
+def device_page_error(live_server, chromium_args, grant_camera: bool, init_script: str | None = None) -> str:
+    """The text of the device page's error box, in headless Chromium launched with ``chromium_args``."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args)
+        context = browser.new_context()
+        if grant_camera:
+            context.grant_permissions(["camera"], origin=live_server)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.goto(live_server + "/?source=device")
+        error = page.locator("#camera-error")
+        error.wait_for(state="visible", timeout=30000)
+        text, href = error.text_content(), error.locator("a").get_attribute("href")
+        stats = page.evaluate("window.deviceStats")
+        browser.close()
+    assert href == "/?source=browser", text  # the server-side camera offered instead
+    assert stats["frames"] == 0
+    return text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_a_missing_camera_is_told_with_the_server_side_camera_as_fallback(live_server):
+    # no fake camera device: the permission is granted but there is no camera to open
+    args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-device-for-media-stream"]
+    text = device_page_error(live_server, args, grant_camera=True)
+    assert "No camera was found" in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_a_browser_without_webassembly_is_told_with_the_server_side_camera_as_fallback(live_server):
+    text = device_page_error(live_server, CHROMIUM_ARGS, grant_camera=True, init_script="delete window.WebAssembly;")
+    assert "cannot run WebAssembly" in text
