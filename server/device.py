@@ -24,7 +24,15 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from analysis import TRACK_KEEP_SECONDS
-from detectors.blazeface import BLAZEFACE_MODELS, MAX_TILES, BlazeFaceDetector
+from detectors.blazeface import (
+    BLAZEFACE_MODELS,
+    CONFIRM_BELOW,
+    CONFIRM_CONTEXT,
+    MAX_TILES,
+    SMALL_TILE_FACE_SHARE,
+    TILE_SIDE,
+    BlazeFaceDetector,
+)
 from faces import MIN_CROP_BRIGHTNESS, MIN_CROP_CONTRAST, MIN_ROLL
 from runtimes import cache_folders
 
@@ -159,7 +167,10 @@ def device_config() -> dict:
         "blazeface": {"side": side, "strides": list(strides), "perCell": per_cell,
                       "minScore": settings.min_score, "pad": detector["pad"], "minSize": detector["min_size"],
                       "ears": detector["ears"], "boxScale": BlazeFaceDetector.box_scale,
-                      "boxShift": BlazeFaceDetector.box_shift, "maxTiles": MAX_TILES},
+                      "boxShift": BlazeFaceDetector.box_shift, "maxTiles": MAX_TILES,
+                      "tileSide": TILE_SIDE, "smallTileFaceShare": SMALL_TILE_FACE_SHARE,
+                      "confirm": detector["confirm"], "confirmBelow": CONFIRM_BELOW,
+                      "confirmContext": CONFIRM_CONTEXT},
         "minRoll": MIN_ROLL, "minCropContrast": MIN_CROP_CONTRAST, "minCropBrightness": MIN_CROP_BRIGHTNESS,
         "detectEvery": settings.detect_every, "halfLife": settings.smoothing_half_life,
         "maxMissed": max(5, 2 * settings.detect_every),

@@ -310,7 +310,9 @@ def test_blazeface_finds_most_faces_of_a_group_selfie_and_nothing_else():
         return [i for i, (cx, cy) in enumerate(SELFIE_FACES) if x <= cx <= x + w and y <= cy <= y + h]
 
     assert all(len(faces_inside(box)) == 1 for box in boxes), boxes  # every box on one real face
-    assert len({faces_inside(box)[0] for box in boxes}) >= 5 == len(boxes)
+    # six of the seven (the woman mostly outside the frame found in the mirrored border); the man with glasses cut
+    # by the right edge is missed
+    assert len({faces_inside(box)[0] for box in boxes}) == len(boxes) >= 6
     assert ((scores >= 0.5) & (scores <= 1)).all()
 
 

@@ -6,7 +6,7 @@ import pytest
 from helpers import ASTRONAUT_FACE, astronaut_bgr
 
 from detectors import Detections, roll_of
-from detectors.blazeface import KEYPOINTS, BlazeFaceDetector, _drop_contained, _weighted_nms
+from detectors.blazeface import KEYPOINTS, BlazeFaceDetector, _drop_contained, _weighted_nms, plausible_layout
 from faces import box_iou as iou
 
 
@@ -55,7 +55,7 @@ def test_keypoints_are_mapped_to_the_frame_as_the_box_is(detector, name):
     # the model places them a little differently on a face of another size in its input: measured up to 0.115
     assert np.abs(back - reference.keypoints[0, :4]).max() < 0.15 * ASTRONAUT_FACE[2]
     box = np.concatenate([found.boxes[0, :2] - [x, y], found.boxes[0, 2:]]) / scale
-    assert iou(box, reference.boxes[0]) > 0.8
+    assert iou(box, reference.boxes[0]) > 0.75  # measured 0.79 to 0.9
 
 
 def test_weighted_nms_averages_every_column_by_score():
@@ -88,9 +88,10 @@ def test_blazeface_finds_a_small_face_in_a_large_frame_with_tiles():
     frame = np.full((1080, 1920, 3), 90, np.uint8)
     frame[600:805, 1500:1705] = small
     expected = (1500 + ASTRONAUT_FACE[0] * 0.4, 600 + ASTRONAUT_FACE[1] * 0.4, 40, 40)
-    assert len(BlazeFaceDetector().detect(frame)[0]) == 0  # too small even in a square tile scaled to 192 px
-    boxes, _, _ = BlazeFaceDetector(tile=480).detect(frame)
-    assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4
+    assert len(BlazeFaceDetector(tile=1080).detect(frame)[0]) == 0  # too small in a square of the frame's height
+    for tile in (480, "square"):  # the default: 400-px tiles on 1080p
+        boxes, _, _ = BlazeFaceDetector(tile=tile).detect(frame)
+        assert len(boxes) == 1 and iou(boxes[0], expected) > 0.4
 
 
 @pytest.mark.parametrize("side", [300, 400])  # faces of 59 and 78 px
@@ -106,11 +107,18 @@ def test_blazeface_square_tiles_find_a_face_the_letterboxed_frame_loses(side):
 
 
 @pytest.mark.parametrize(("size", "tiles"), [
-    ((1920, 1080), [(0, 0, 1080), (840, 0, 1080)]),
+    # squares of the shorter side, then (shorter side over 500 px) small tiles of 400 px
+    ((1920, 1080), [(0, 0, 1080), (840, 0, 1080)]
+     + [(x, y, 400) for y in (0, 227, 453, 680) for x in (0, 304, 608, 912, 1216, 1520)]),
+    ((1280, 720), [(0, 0, 720), (560, 0, 720)] + [(x, y, 400) for y in (0, 320) for x in (0, 293, 587, 880)]),
+    # 48 small tiles of 400 px would be needed: 20 of 978 px (32 at most)
+    ((4000, 3000), [(0, 0, 3000), (1000, 0, 3000)]
+     + [(x, y, 978) for y in (0, 674, 1348, 2022) for x in (0, 756, 1511, 2266, 3022)]),
     ((640, 360), [(0, 0, 360), (280, 0, 360)]),
     ((640, 480), [(0, 0, 480), (160, 0, 480)]),
     ((360, 1000), [(0, 0, 360), (0, 213, 360), (0, 427, 360), (0, 640, 360)]),
-    ((600, 604), []),  # nearly square: the whole frame fills the model's input
+    ((480, 484), []),  # nearly square: the whole frame fills the model's input
+    ((10000, 300), []),  # a panorama's strip: more than MAX_TILES squares of its height
     ((900, 20), []),  # a sliver
 ])
 def test_square_tiles_cover_the_frame_with_overlap(size, tiles):
@@ -123,3 +131,44 @@ def test_blazeface_refuses_a_bad_tile(tile):
         BlazeFaceDetector(tile=tile)
 
 
+
+
+def test_a_keypoint_layout_that_is_not_a_face_is_dropped(detector):
+    found = detector.detect(astronaut_bgr())
+    x, y, w, h = found.boxes[0]
+    corners, points = np.array([[x, y, x + w, y + h]]), found.keypoints[:1]
+    assert plausible_layout(corners, points).tolist() == [True]
+    centre = np.array([x + w / 2, y + h / 2])
+    rolled = centre + (points - centre) @ np.array([[0, 1], [-1, 0]])  # the face rolled by 90 degrees: a face
+    assert plausible_layout(corners, rolled).tolist() == [True]
+    upside_down = points.copy()
+    upside_down[:, [2, 3]] = points[:, [3, 2]]  # the mouth above the nose
+    upside_down[:, 3] = 2 * (points[:, 0] + points[:, 1]) / 2 - points[:, 3]  # the mouth above the eyes
+    one_point = points.copy()
+    one_point[:, 1] = points[:, 0]  # both eyes on one point
+    outside = points + [3 * w, 0]  # the points far from the box
+    assert plausible_layout(np.repeat(corners, 3, 0), np.concatenate([upside_down, one_point, outside])).tolist() \
+        == [False, False, False]
+
+
+def test_two_adjacent_faces_stay_two_boxes(detector):
+    """Two faces side by side, their boxes almost touching, in a 1080p frame (found in the small tiles): two boxes."""
+    small = cv2.resize(astronaut_bgr(), (300, 300), interpolation=cv2.INTER_AREA)  # faces of about 59 px
+    face = small[30:130, 120:220]  # about the face and its surroundings, 100 px
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[500:600, 900:1000] = face
+    frame[500:600, 1000:1100] = face
+    found = detector.detect(frame)
+    assert len(found.boxes) == 2
+    assert abs(found.boxes[0, 0] - found.boxes[1, 0]) > 60  # one on each face
+
+
+def test_a_face_that_is_not_found_again_is_dropped(detector, monkeypatch):
+    """A face scored under CONFIRM_BELOW is kept only when the search around it finds it again."""
+    frame = cv2.resize(astronaut_bgr(), (256, 256), interpolation=cv2.INTER_AREA)
+    assert len(detector.detect(frame).boxes) == 1
+    monkeypatch.setattr("detectors.blazeface.CONFIRM_BELOW", 1.01)  # every face needs confirming
+    assert len(detector.detect(frame).boxes) == 1  # a real face is found again
+    monkeypatch.setattr(BlazeFaceDetector, "_found_again", lambda self, frame, corners: False)
+    assert len(detector.detect(frame).boxes) == 0
+    assert len(BlazeFaceDetector(confirm=False).detect(frame).boxes) == 1

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from benchmarks.video import camera_y4m
+from detectors.blazeface import BlazeFaceDetector
 from faces import EMOTIONS_LIST
+from faces import box_iou as iou
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIP = ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4"
@@ -149,7 +151,30 @@ def test_the_page_analyses_the_camera_in_the_browser_and_sends_nothing(live_serv
         expected = fer_model.predict_proba(crop)[0]  # the same up to the kernels' rounding (WebAssembly's XNNPACK)
         np.testing.assert_allclose(faces[0]["probabilities"], expected, atol=2e-3)
         assert np.argmax(faces[0]["probabilities"]) == np.argmax(expected)
+        # a 1080p frame: small faces in the small tiles, a face cut by the edge (the mirrored border), boxes as
+        # the server's detector gives them
+        frame = crowd_frame()
+        expected = BlazeFaceDetector().detect(frame)
+        rgba = base64.b64encode(cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA).tobytes()).decode()
+        faces = page.evaluate("async ([data, w, h]) => window.deviceCheck("
+                              "Uint8ClampedArray.from(atob(data), (c) => c.charCodeAt(0)), w, h)", [rgba, 1920, 1080])
+        assert len(faces) == len(expected.boxes) >= 3
+        for box in expected.boxes:
+            assert max(iou(box, face["box"]) for face in faces) > 0.95
         browser.close()
+
+
+def crowd_frame() -> np.ndarray:
+    """A 1920x1080 frame with two small faces side by side, a larger one and one cut by the left edge."""
+    from helpers import astronaut_bgr
+
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    small = cv2.resize(astronaut_bgr(), (300, 300), interpolation=cv2.INTER_AREA)[30:130, 120:220]
+    frame[500:600, 900:1000] = small
+    frame[500:600, 1000:1100] = small
+    frame[100:612, 1300:1812] = astronaut_bgr()
+    frame[600:1000, 0:300] = cv2.resize(astronaut_bgr(), (400, 400), interpolation=cv2.INTER_AREA)[:, 100:]
+    return frame
 
 
 @pytest.mark.slow

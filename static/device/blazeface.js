@@ -1,7 +1,8 @@
 // BlazeFace in the browser (detectors/blazeface.py): its anchors (_blazeface_anchors), the decoding of its
 // rows, MediaPipe's weighted merge (_weighted_nms), the contained boxes dropped (_drop_contained), the square
-// tiles searched besides the whole frame (BlazeFaceDetector._tiles), each box squared, shifted and framed
-// (BlazeFaceDetector.detect); and, between two whole-frame searches, one pass around each last face
+// tiles searched besides the whole frame (BlazeFaceDetector._tiles), the mirrored border, the keypoint layout
+// check (plausible_layout) and the second look at weak faces (BlazeFaceDetector._found_again), each box squared,
+// shifted and framed (BlazeFaceDetector.detect); and, between two whole-frame searches, one pass around each last face
 // (detection.FaceFinder's following). Imports resize.js and runtime.js.
 import {clamp, resize, rint} from "./resize.js";
 import {runModel} from "./runtime.js";
@@ -69,9 +70,46 @@ function dropContained(rows, scores, share = 0.6) {
   return [keep.map((i) => rows[i]), keep.map((i) => scores[i])];
 }
 
+// The RGB `image` (w x h) with a border of `b` px mirroring it, as cv2.copyMakeBorder's BORDER_REFLECT_101.
+function reflectBorder(image, w, h, b) {
+  const mirror = (i, n) => {
+    if (n === 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+  };
+  const W = w + 2 * b, H = h + 2 * b, out = new Uint8ClampedArray(W * H * 3);
+  const xs = Int32Array.from({length: W}, (_, x) => mirror(x - b, w));
+  for (let y = 0; y < H; y++) {
+    const row = mirror(y - b, h) * w * 3;
+    for (let x = 0; x < W; x++) {
+      const from = row + xs[x] * 3, to = (y * W + x) * 3;
+      out[to] = image[from]; out[to + 1] = image[from + 1]; out[to + 2] = image[from + 2];
+    }
+  }
+  return out;
+}
+
+// Whether a face's keypoints (row: corners then six keypoints) are laid out as a face's (plausible_layout).
+function plausibleLayout(r) {
+  const side = Math.max(r[2] - r[0], r[3] - r[1]);
+  const [rx, ry, lx, ly, nx, ny, mx, my] = r.slice(4, 12);
+  const ex = lx - rx, ey = ly - ry, distance = Math.hypot(ex, ey), d = Math.max(distance, 1e-9);
+  const downX = -ey / d, downY = ex / d, midX = (lx + rx) / 2, midY = (ly + ry) / 2;
+  const mouthBelow = (mx - midX) * downX + (my - midY) * downY;
+  const noseBelow = (nx - midX) * downX + (ny - midY) * downY;
+  const margin = side / 4;
+  for (let k = 0; k < 4; k++) {
+    const x = r[4 + 2 * k], y = r[5 + 2 * k];
+    if (x < r[0] - margin || x > r[2] + margin || y < r[1] - margin || y > r[3] + margin) return false;
+  }
+  return distance >= 0.05 * side && distance <= 0.9 * side && mouthBelow >= 0.1 * side && mouthBelow <= 0.9 * side
+    && noseBelow >= -0.15 * side && noseBelow <= mouthBelow;
+}
+
 export class BlazeFace {
   // `model`: the compiled model; `blaze`: the page's BlazeFace settings (side, strides, perCell, minScore, pad,
-  // maxTiles, boxScale, boxShift, minSize, ears).
+  // maxTiles, tileSide, smallTileFaceShare, confirm, confirmBelow, confirmContext, boxScale, boxShift, minSize,
+  // ears).
   constructor(model, blaze) {
     this.model = model;
     this.blaze = blaze;
@@ -85,17 +123,29 @@ export class BlazeFace {
     this.classifiersAt = outputs.findIndex((d) => d.shape[d.shape.length - 1] === 1);
   }
 
-  // The square tiles searched besides the whole frame (BlazeFaceDetector._tiles, tile="square").
+  // The square tiles searched besides the whole frame (BlazeFaceDetector._tiles, tile="square"): squares of the
+  // shorter side when the longer is at least 1.25 times it, and small tiles of tileSide px when the shorter side
+  // is over 1.25 times that (more than maxTiles of one size: larger ones). Small tiles come last.
   tiles(width, height) {
     const short = Math.min(width, height), long = Math.max(width, height);
-    if (long < 1.25 * short || short < this.side) return [];
-    const side = short, overlap = Math.ceil(side / 5);
-    const starts = (length) => {
+    const squares = long >= 1.25 * short ? this.cover(width, height, short) : [];
+    const small = short > 1.25 * this.blaze.tileSide ? this.cover(width, height, this.blaze.tileSide) : [];
+    return squares.concat(small);
+  }
+
+  cover(width, height, side) {
+    if (side < this.side) return [];
+    const starts = (length, side) => {
+      const overlap = Math.ceil(side / 5);
       const count = Math.max(1, Math.ceil((length - overlap) / (side - overlap)));
       return count > 1 ? Array.from({length: count}, (_, i) => rint(i * (length - side) / (count - 1))) : [0];
     };
+    const short = Math.min(width, height);
+    while (starts(width, side).length * starts(height, side).length > this.blaze.maxTiles && side < short) {
+      side = Math.min(short, Math.ceil(side * 1.25));
+    }
     const tiles = [];
-    for (const y of starts(height)) for (const x of starts(width)) tiles.push([x, y, side]);
+    for (const y of starts(height, side)) for (const x of starts(width, side)) tiles.push([x, y, side]);
     return tiles.length <= this.blaze.maxTiles ? tiles : [];
   }
 
@@ -109,14 +159,37 @@ export class BlazeFace {
       h = Math.floor(height / shrink);
       image = resize(rgb, width, height, 3, 0, 0, w * shrink, h * shrink, w, h);
     }
-    const views = [await this.search(image, w, h, 0, 0, w, h, rint(this.blaze.pad * Math.max(h, w)))];
+    // the whole frame with a border mirroring it: a face cut by the edge is seen whole
+    const b = rint(this.blaze.pad * Math.max(h, w));
+    const [wholeRows, wholeScores] = b ? await this.search(reflectBorder(image, w, h, b), w + 2 * b, h + 2 * b, 0, 0,
+                                                           w + 2 * b, h + 2 * b, 0)
+      : await this.search(image, w, h, 0, 0, w, h, 0);
+    const views = [[wholeRows.map((row) => row.map((v) => v - b)), wholeScores]];
     for (const [tx, ty, tside] of tiles) {
       const x = Math.floor(tx / shrink), y = Math.floor(ty / shrink);
       const x1 = tx + tside >= width ? w : Math.floor((tx + tside) / shrink);
       const y1 = ty + tside >= height ? h : Math.floor((ty + tside) / shrink);
-      views.push(this.cut(await this.search(image, w, h, x, y, x1 - x, y1 - y, 0), x, y, x1, y1, w, h));
+      // a small tile keeps small faces only
+      const most = tside < Math.min(width, height) ? this.blaze.smallTileFaceShare * tside / shrink : Infinity;
+      views.push(this.cut(await this.search(image, w, h, x, y, x1 - x, y1 - y, 0), x, y, x1, y1, w, h, most));
     }
-    return this.faces(views, shrink, width, height);
+    return this.faces(views, shrink, width, height, rgb);
+  }
+
+  // Whether one pass over the square of confirmContext times the face's side around it (corners in pixels of
+  // the frame; black beyond the frame) finds a face within a third of the face's side of its centre.
+  async foundAgain(rgb, width, height, r) {
+    const face = Math.max(r[2] - r[0], r[3] - r[1]), cx = (r[0] + r[2]) / 2, cy = (r[1] + r[3]) / 2;
+    const side = Math.max(1, rint(this.blaze.confirmContext * face));
+    const x0 = rint(cx - side / 2), y0 = rint(cy - side / 2);
+    const xa = Math.max(0, x0), ya = Math.max(0, y0), xb = Math.min(width, x0 + side), yb = Math.min(height, y0 + side);
+    if (xb <= xa || yb <= ya) return false;
+    const region = new Uint8ClampedArray(side * side * 3);  // black
+    for (let y = ya; y < yb; y++) {
+      region.set(rgb.subarray((y * width + xa) * 3, (y * width + xb) * 3), ((y - y0) * side + (xa - x0)) * 3);
+    }
+    const [rows] = await this.search(region, side, side, 0, 0, side, side, 0);
+    return rows.some((row) => Math.hypot((row[0] + row[2]) / 2 + x0 - cx, (row[1] + row[3]) / 2 + y0 - cy) <= face / 3);
   }
 
   // Between two whole-frame searches: the faces found by one pass over a square around each of `boxes` (the
@@ -134,23 +207,34 @@ export class BlazeFace {
     return this.faces(views, 1, width, height);
   }
 
-  // A view's rows and scores without the faces cut by its edges inside the frame (whole in another view).
-  cut([rows, scores], x, y, x1, y1, w, h) {
+  // A view's rows and scores without the faces cut by its edges inside the frame (whole in another view) and
+  // those larger than `most` px.
+  cut([rows, scores], x, y, x1, y1, w, h, most = Infinity) {
     const kept = rows.map((r, i) => i).filter((i) => {
       const r = rows[i];
-      return !((r[0] < x + 2 && x > 0) || (r[1] < y + 2 && y > 0) || (r[2] > x1 - 2 && x1 < w) || (r[3] > y1 - 2 && y1 < h));
+      return !((r[0] < x + 2 && x > 0) || (r[1] < y + 2 && y > 0) || (r[2] > x1 - 2 && x1 < w) || (r[3] > y1 - 2 && y1 < h)
+               || Math.max(r[2] - r[0], r[3] - r[1]) > most);
     });
     return [kept.map((i) => rows[i]), kept.map((i) => scores[i])];
   }
 
   // The views' faces merged, in pixels of the frame, their boxes squared and framed, the ones mostly outside
-  // the frame or too small dropped.
-  faces(views, shrink, width, height) {
+  // the frame or too small dropped; given the frame (`rgb`, a whole-frame search), also those whose keypoints
+  // are not laid out as a face's, and weak ones not found again (confirm).
+  async faces(views, shrink, width, height, rgb = null) {
     let rows = views.flatMap((v) => v[0]), scores = views.flatMap((v) => v[1]);
     if (views.length > 1 && rows.length) [rows, scores] = dropContained(...weightedNms(rows, scores, 0.3));
+    rows = rows.map((row) => row.map((v) => v * shrink));
+    if (rgb !== null) {
+      const kept = [];
+      for (let i = 0; i < rows.length; i++) {
+        if (plausibleLayout(rows[i]) && (!this.blaze.confirm || scores[i] >= this.blaze.confirmBelow
+                                         || await this.foundAgain(rgb, width, height, rows[i]))) kept.push(i);
+      }
+      [rows, scores] = [kept.map((i) => rows[i]), kept.map((i) => scores[i])];
+    }
     const faces = {boxes: [], scores: [], keypoints: []};
-    rows.forEach((row, i) => {
-      const r = row.map((v) => v * shrink);
+    rows.forEach((r, i) => {
       const bw = r[2] - r[0], bh = r[3] - r[1], big = Math.max(bw, bh);
       const side = big * this.blaze.boxScale;
       const cx = r[0] + bw / 2, cy = r[1] + bh / 2 + this.blaze.boxShift * big;
