@@ -157,7 +157,8 @@ async function startBrowserCamera() {
   const overlay = document.getElementById("camera-overlay");
   const errorBox = document.getElementById("camera-error");
   const panel = livePanel();
-  const stats = window.cameraStats = {answers: 0, latencies: [], last: null, error: null};
+  // ids: the track id of each answer's largest face (null: no face), the last 2,000 answers
+  const stats = window.cameraStats = {answers: 0, latencies: [], ids: [], last: null, error: null};
   const fail = (message) => {
     stats.error = message;
     if (errorBox.textContent !== message || errorBox.hidden) {  // an alert is announced once, not per retry
@@ -220,6 +221,10 @@ async function startBrowserCamera() {
     errorBox.hidden = true;
     stats.answers += 1;
     stats.latencies.push(performance.now() - started);
+    if (stats.latencies.length > 2000) stats.latencies.shift();
+    const largest = answer.faces.reduce((a, f) => (a && a.box[2] * a.box[3] >= f.box[2] * f.box[3] ? a : f), null);
+    stats.ids.push(largest ? (largest.id ?? null) : null);
+    if (stats.ids.length > 2000) stats.ids.shift();
     stats.last = answer;
     try {
       drawOverlay(overlay, video, answer);
