@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--runtime", choices=RUNTIMES, default=DEFAULTS.runtime,
                           help="litert (default): the int8 LiteRT conversion, cached beside the weights; keras: "
                                "the Keras model (imports TensorFlow, slower)")
+    analysis.add_argument("--model", type=Path, nargs=2, default=None, metavar=("MODEL_JSON", "WEIGHTS_H5"),
+                          help="the expression model's files, as the notebook exports them (default: model.json and "
+                               "model_weights.h5 beside main.py), e.g. a larger network where accuracy counts "
+                               "more than time")
     parser = argparse.ArgumentParser(prog="main.py", description="Real-time facial-expression recognition.",
                                      epilog="With no command, `serve` runs: `python main.py --source 0` serves "
                                             "webcam 0. `python main.py COMMAND --help` describes each command.")
@@ -190,6 +194,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                          runtime=args.runtime)
     except ValueError as exc:  # the option types check the same: a safety net
         parser.error(str(exc))
+    for path in args.model or ():
+        if not path.is_file():
+            parser.error(f"--model: no file {path}")
     if args.command == "serve":
         resolve_source(args, parser)
     if args.command == "serve" and args.no_webcam and args.source.isdigit():
@@ -240,7 +247,8 @@ def annotate_main(args: argparse.Namespace) -> int:
     if args.end is not None and args.end <= args.start:
         log.error("--end must be after --start")
         return 2
-    options = Options(settings=args.settings, every=args.every, start=args.start, end=args.end)
+    options = Options(settings=args.settings, every=args.every, start=args.start, end=args.end,
+                      model_files=tuple(args.model) if args.model else None)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_interrupted) if main_thread else None
     try:

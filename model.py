@@ -252,12 +252,23 @@ def default_model(runtime: str = "litert") -> FacialExpressionModel:
     Raises:
         ValueError: an unknown runtime; and ``FacialExpressionModel``'s errors.
     """
-    return _shipped_model(runtime)
+    return cached_model(MODEL_JSON, MODEL_WEIGHTS, runtime)
+
+
+def cached_model(model_json_file: str | os.PathLike, model_weights_file: str | os.PathLike,
+                 runtime: str = "litert") -> FacialExpressionModel:
+    """``FacialExpressionModel(model_json_file, model_weights_file, runtime=runtime)`` (flip TTA), loaded once
+    per process, files (by their resolved paths) and runtime.
+
+    Raises:
+        ``FacialExpressionModel``'s errors (not cached: a later call tries again).
+    """
+    return _cached_model(str(Path(model_json_file).resolve()), str(Path(model_weights_file).resolve()), runtime)
 
 
 @functools.cache
-def _shipped_model(runtime: str) -> FacialExpressionModel:  # one cache key per runtime, however it is named
-    return FacialExpressionModel(MODEL_JSON, MODEL_WEIGHTS, runtime=runtime)
+def _cached_model(model_json_file: str, model_weights_file: str, runtime: str) -> FacialExpressionModel:
+    return FacialExpressionModel(model_json_file, model_weights_file, runtime=runtime)
 
 
 def _load_keras_model(json_path: Path, weights_path: Path) -> keras.Model:

@@ -31,7 +31,7 @@ from camera import SourceError, VideoCamera
 from checks import check_number
 from drawing import EMOTION_COLORS, draw_faces
 from faces import EMOTIONS_LIST, Face
-from model import FacialExpressionModel, default_model
+from model import FacialExpressionModel, cached_model, default_model
 from settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,14 @@ def is_partial(path: Path) -> bool:
 class Options:
     """How each video of an archive is analysed (``annotate_one``): ``settings`` (``settings.AnalysisSettings``:
     the detector, its least score, detect-every, smoothing and the model's runtime, as for the live streams)
-    and the frames analysed (``every``, ``start``, ``end``: see ``annotate_video``)."""
+    and the frames analysed (``every``, ``start``, ``end``: see ``annotate_video``); ``model_files``: the
+    expression model's ``(model.json, weights.h5)`` paths, ``None`` for the shipped model."""
 
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     every: int = 1
     start: float = 0.0
     end: float | None = None
+    model_files: tuple[Path, Path] | None = None
 
 
 @dataclass
@@ -339,7 +341,8 @@ def annotate_one(video: Path, name: str, output_dir: Path, options: Options, pro
     (``"failed: reason"``), logged by the run that gathers the rows (``archive.annotate_archive``: a Ray worker's
     log is not the user's)."""
     try:
-        model = default_model(options.settings.runtime)
+        model = (default_model(options.settings.runtime) if options.model_files is None
+                 else cached_model(*options.model_files, runtime=options.settings.runtime))
         _, summary = annotate_video(video, output_dir, model, options.settings, progress=progress, every=options.every,
                                     start=options.start, end=options.end, name=name)
         return summary

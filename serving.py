@@ -198,6 +198,8 @@ def serve_config(args: argparse.Namespace) -> dict:
                     "MAX_BROWSER_CLIENTS": args.max_browser_clients}
     if args.no_webcam:
         config["WEBCAM_INDEX"] = None
+    if args.model:
+        config["MODEL_JSON"], config["MODEL_WEIGHTS"] = args.model
     if args.source.isdigit():
         config.update(WEBCAM_INDEX=int(args.source), SOURCE="webcam")
     elif args.source != "auto":

@@ -158,6 +158,20 @@ def test_annotate_runs_the_runtime_asked_for(archive, tmp_path, monkeypatch):
     assert asked == ["keras"]
 
 
+def test_annotate_runs_the_model_files_asked_for(archive, tmp_path, monkeypatch, caplog):
+    import report
+    from model import MODEL_JSON, MODEL_WEIGHTS
+
+    asked, load = [], report.cached_model
+    monkeypatch.setattr(report, "cached_model",
+                        lambda *files, runtime: asked.append(files) or load(*files, runtime=runtime))
+    assert main(["annotate", str(archive / "b.mp4"), "--output", str(tmp_path / "out"),
+                 "--model", str(MODEL_JSON), str(MODEL_WEIGHTS)]) == 0
+    assert asked == [(MODEL_JSON, MODEL_WEIGHTS)]
+    with pytest.raises(SystemExit):  # argparse's usage error, naming the missing file
+        main(["annotate", str(archive / "b.mp4"), "--model", str(tmp_path / "none.json"), str(MODEL_WEIGHTS)])
+
+
 def test_every_start_and_end_choose_the_frames_analysed(archive, tmp_path):
     output = tmp_path / "reports"
     assert main(["annotate", str(archive / "b.mp4"), "--output", str(output), "--every", "3", "--start", "0.1",

@@ -128,6 +128,11 @@ def test_no_webcam_offers_none():
     assert config["WEBCAM_INDEX"] is None and config["SOURCE"] == "clip.mp4"
     assert serve_config(parse_args(["--source", "clip.mp4"])).get("WEBCAM_INDEX", 0) == 0  # probed by default
     assert serve_config(parse_args(["--source", "2"]))["WEBCAM_INDEX"] == 2
+    from model import MODEL_JSON, MODEL_WEIGHTS
+
+    config = serve_config(parse_args(["--model", str(MODEL_JSON), str(MODEL_WEIGHTS)]))
+    assert (config["MODEL_JSON"], config["MODEL_WEIGHTS"]) == (MODEL_JSON, MODEL_WEIGHTS)
+    assert "MODEL_JSON" not in serve_config(parse_args([]))
 
 
 @pytest.mark.parametrize("argv", [["--source", "no-such-video.mp4"], ["--port", "not-a-number"],
