@@ -32,6 +32,12 @@ SMALL_TILE_FACE_SHARE = 0.25
 #: would still be more, gets none. 1080p takes 24 small tiles of 400 px (and two squares of 1080).
 MAX_TILES = 32
 
+#: Besides the whole frame with its mirrored border (``pad``), the whole frame is searched once more with a black
+#: border of this share of its longer side on each side: a face cut by the frame's edge with well over half of it
+#: inside, which the mirror turns into a double, is whole in the model's view there, if smaller (issue 32: the
+#: group selfie's man cut by the right edge, found at 0.55 this way and missed otherwise).
+OUTER_PAD = 0.5
+
 #: A face scored under this is searched for again before it is kept (see ``BlazeFaceDetector``, ``confirm``).
 CONFIRM_BELOW = 0.7
 
@@ -151,9 +157,10 @@ class BlazeFaceDetector:
 
     An image is letterboxed to the model's square input, scaled to [-1, 1], and the anchors' scores and
     boxes are decoded and merged by weighted non-maximum suppression (IoU 0.3), as MediaPipe's
-    ``TfLiteTensorsToDetectionsCalculator`` does. The whole frame is searched with a black border of
-    ``pad`` times its longer side around it (a face cut by the frame's edge then lies inside the model's
-    input), and also in overlapping square tiles (see ``tile``): letterboxed whole into the model's
+    ``TfLiteTensorsToDetectionsCalculator`` does. The whole frame is searched with a border of ``pad`` times
+    its longer side around it that mirrors the frame (a face cut by the frame's edge then lies inside the
+    model's input, completed by its mirror image), again with a black border of ``OUTER_PAD`` times that
+    side, and also in overlapping square tiles (see ``tile``): letterboxed whole into the model's
     square input, a wide frame leaves part of that input black and its small faces shrink below what the
     model sees, while a square tile fills it. All views' faces are merged again (weighted non-maximum
     suppression, then a box mostly inside a better one is dropped). BlazeFace's box spans the eyebrows to
@@ -165,7 +172,8 @@ class BlazeFaceDetector:
     Args:
         model: a key of ``BLAZEFACE_MODELS``.
         min_score: the least confidence (sigmoid of the model's logit, in [0, 1]) of a face kept.
-        pad: border around the whole frame, as a fraction of its longer side (0: none).
+        pad: the mirrored border around the whole frame, as a fraction of its longer side (0: none, and no
+            search with the black ``OUTER_PAD`` border either).
         tile: the tiles searched besides the whole frame: ``"square"`` (default), squares of the frame's
             shorter side (two for a 640x360, 640x480 or 1920x1080 frame) when its longer side is at least
             1.25 times that, and, when the shorter side is over 1.25 times ``TILE_SIDE``, also small tiles of
@@ -250,6 +258,8 @@ class BlazeFaceDetector:
         # the border mirrors the frame: a face cut by the edge is seen whole (its mirror image completes it)
         views = [self._search(cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REFLECT_101)
                               if border else image, -border, -border, 0)]
+        if self.pad:
+            views.append(self._search(image, 0, 0, round(OUTER_PAD * max(small_height, small_width))))
         for tile_x, tile_y, tile_side in tiles:
             # in the shrunk image; a tile that ends at the frame's edge ends at the shrunk image's edge
             x, y = tile_x // shrink, tile_y // shrink

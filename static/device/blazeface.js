@@ -108,7 +108,7 @@ function plausibleLayout(r) {
 
 export class BlazeFace {
   // `model`: the compiled model; `blaze`: the page's BlazeFace settings (side, strides, perCell, minScore, pad,
-  // maxTiles, tileSide, smallTileFaceShare, confirm, confirmBelow, confirmContext, boxScale, boxShift, minSize,
+  // outerPad, maxTiles, tileSide, smallTileFaceShare, confirm, confirmBelow, confirmContext, boxScale, boxShift, minSize,
   // ears).
   constructor(model, blaze) {
     this.model = model;
@@ -165,6 +165,8 @@ export class BlazeFace {
                                                            w + 2 * b, h + 2 * b, 0)
       : await this.search(image, w, h, 0, 0, w, h, 0);
     const views = [[wholeRows.map((row) => row.map((v) => v - b)), wholeScores]];
+    // and with a black border of outerPad (a face cut by the edge with most of it inside)
+    if (this.blaze.pad) views.push(await this.search(image, w, h, 0, 0, w, h, rint(this.blaze.outerPad * Math.max(h, w))));
     for (const [tx, ty, tside] of tiles) {
       const x = Math.floor(tx / shrink), y = Math.floor(ty / shrink);
       const x1 = tx + tside >= width ? w : Math.floor((tx + tside) / shrink);
