@@ -12,7 +12,6 @@ CPU time (Linux ``/proc``) per answer. Chromium runs on the same machine and tak
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -22,10 +21,8 @@ from pathlib import Path
 
 from benchmarks.load import sample
 from benchmarks.pipeline import machine
-from benchmarks.serving import camera_page, served
+from benchmarks.serving import camera_arguments, camera_page, served
 from benchmarks.video import video_fps, video_frames, write_y4m
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def y4m(video: Path, out: Path, size=(640, 360), limit: int = 600) -> tuple[Path, float]:
@@ -35,10 +32,7 @@ def y4m(video: Path, out: Path, size=(640, 360), limit: int = 600) -> tuple[Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4")
-    parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args()
+    args = camera_arguments(__doc__, 20)
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp())

@@ -3,6 +3,7 @@ the system's headless Chromium with a fake camera, to open its pages."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import socket
@@ -14,6 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: The clip the browser benchmarks play as the fake camera by default: one real face, always in view.
+TALKING_HEAD = ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4"
+
+
+def camera_arguments(doc: str, seconds: float) -> argparse.Namespace:
+    """The command line of a benchmark that plays a clip as a browser's camera: ``--video`` (default
+    ``TALKING_HEAD``) and ``--seconds`` (default ``seconds``); ``doc``: the benchmark's docstring."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=TALKING_HEAD)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    return parser.parse_args()
 
 
 def free_port() -> int:

@@ -19,7 +19,6 @@ without a face. Chromium runs on the same machine and takes its share of the CPU
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import shutil
@@ -31,10 +30,9 @@ from pathlib import Path
 import cv2
 
 from benchmarks.pipeline import machine
-from benchmarks.serving import camera_page, served
+from benchmarks.serving import camera_arguments, camera_page, served
 from benchmarks.video import camera_y4m, video_fps, video_frames
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = (640, 360)
 
 
@@ -77,10 +75,7 @@ def stream_ids(base: str, seconds: float) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4")
-    parser.add_argument("--seconds", type=float, default=15)
-    args = parser.parse_args()
+    args = camera_arguments(__doc__, 15)
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp())
