@@ -328,7 +328,8 @@ class BlazeFaceDetector:
         return squares + small
 
     def _cover(self, width: int, height: int, side: int) -> list[tuple[int, int, int]]:
-        """Squares of ``side`` px (more if more than ``MAX_TILES`` of them would be needed) covering the frame."""
+        """Squares of ``side`` px covering the frame (larger ones, up to its shorter side, where more than
+        ``MAX_TILES`` would be needed; none where even those are too many, or ``side`` is under the model's input)."""
         if side < self.side:  # a sliver: tiles would only enlarge it; its faces are in the whole-frame search
             return []
 
