@@ -14,7 +14,6 @@ Serving never imports Keras or TensorFlow once the LiteRT conversion is cached (
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ from runtimes import (
     cache_folders,
     conversion_lock,
     convert_to_litert,
+    full_int8_name,
+    model_key,
     user_cache_dir,
     write_cache,
 )
@@ -116,6 +117,9 @@ class FacialExpressionModel:
                 raise FileNotFoundError(f"model file not found: {path}")
         self._model: keras.Model | None = None
         self._interpreter: LiteRTRunner | None = None
+        #: the LiteRT model's quantization: "full int8" (``runtimes.full_int8_name`` beside the weights) or
+        #: "dynamic-range int8" (converted here and cached); None under the Keras runtime
+        self.litert_quantization: str | None = None
         if runtime == "litert":
             self._interpreter = self._litert_runner(threads)
         else:
@@ -133,10 +137,17 @@ class FacialExpressionModel:
     def _litert_runner(self, threads: int) -> LiteRTRunner:
         """The LiteRT model of the two files, from its cache when one can be read and loaded, else
         converted and cached (see the class docstring); one process at a time converts the same files."""
-        digest = hashlib.sha256()
-        for path in (self._json_path, self._weights_path):
-            digest.update(path.read_bytes())
-        name = f"{self._weights_path.stem}.{digest.hexdigest()[:16]}.tflite"
+        key = model_key(self._json_path, self._weights_path)
+        shipped = self._weights_path.parent / full_int8_name(self._weights_path, key)
+        if shipped.is_file():  # a full-int8 conversion made where the training faces are, shipped beside them
+            try:
+                runner = LiteRTRunner(shipped.read_bytes(), threads)
+                self.litert_quantization = "full int8"
+                return runner
+            except (OSError, ModelLoadError) as exc:
+                log.warning("the full-int8 conversion %s cannot be used (%s): converting", shipped, exc)
+        self.litert_quantization = "dynamic-range int8"
+        name = f"{self._weights_path.stem}.{key}.tflite"
         runner = self._cached_runner(name, threads, warn=True)
         if runner is not None:
             return runner

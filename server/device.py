@@ -35,7 +35,7 @@ from detectors.blazeface import (
     BlazeFaceDetector,
 )
 from faces import MIN_CROP_BRIGHTNESS, MIN_CROP_CONTRAST, MIN_ROLL
-from runtimes import cache_folders
+from runtimes import cache_folders, full_int8_name, model_key
 
 bp = Blueprint("device", __name__)
 
@@ -67,12 +67,11 @@ def expression_model() -> tuple[str, bytes]:
     with _lock:
         if stats in _expression:
             return _expression[stats]
-        digest = hashlib.sha256()
-        for path in (json_path, weights_path):
-            digest.update(path.read_bytes())
-        name = f"{weights_path.stem}.{digest.hexdigest()[:16]}.tflite"
-        key = f"{digest.hexdigest()[:16]}-{expression_batch()}"
-        content = _read_cache(weights_path, name)
+        model_digest = model_key(json_path, weights_path)
+        name = f"{weights_path.stem}.{model_digest}.tflite"
+        shipped = weights_path.parent / full_int8_name(weights_path, model_digest)  # served first, as the server does
+        key = f"{model_digest}{'-int8' if shipped.is_file() else ''}-{expression_batch()}"
+        content = shipped.read_bytes() if shipped.is_file() else _read_cache(weights_path, name)
         from model import FacialExpressionModel
 
         if content is None:  # no conversion yet (a Keras-runtime server): made and cached as the LiteRT runtime does

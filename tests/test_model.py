@@ -560,3 +560,28 @@ def test_confusion_figure_refuses_a_matrix_of_other_classes(tmp_path):
 
     with pytest.raises(ValueError, match="7x7"):
         save_confusion_figure(np.ones((6, 6), int), tmp_path / "cm.png", "six classes")
+
+
+@pytest.mark.slow  # builds and converts a Keras model (TensorFlow)
+def test_a_full_int8_conversion_beside_the_weights_is_served_for_those_weights_only(tmp_path):
+    from runtimes import convert_to_full_int8, full_int8_name, model_key
+
+    network = make_model(architecture="mobile", crop=40)
+    json_path, weights_path = tmp_path / "model.json", tmp_path / "model.weights.h5"
+    json_path.write_text(network.to_json())
+    network.save_weights(weights_path)
+    plain = FacialExpressionModel(json_path, weights_path)
+    assert plain.litert_quantization == "dynamic-range int8"
+    content = convert_to_full_int8(network, faces(20))
+    shipped = tmp_path / full_int8_name(weights_path, model_key(json_path, weights_path))
+    shipped.write_bytes(content)
+    served = FacialExpressionModel(json_path, weights_path)
+    assert served.litert_quantization == "full int8"
+    probabilities = served.predict_proba(faces(5, seed=1))
+    assert probabilities.shape == (5, 7) and np.allclose(probabilities.sum(axis=1), 1, atol=0.02)
+    shipped.write_bytes(b"cut short")  # unusable: converted as usual, with a warning
+    assert FacialExpressionModel(json_path, weights_path).litert_quantization == "dynamic-range int8"
+    shipped.write_bytes(content)
+    network.layers[-1].set_weights([w + 0.01 for w in network.layers[-1].get_weights()])
+    network.save_weights(weights_path)  # other weights: another key, the file is not theirs
+    assert FacialExpressionModel(json_path, weights_path).litert_quantization == "dynamic-range int8"

@@ -8,32 +8,15 @@ flip TTA, and ms per face on one LiteRT thread, batch 1. Issue 37's next step; a
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from datasets import load_fer2013_split, load_ferplus_split
 from model import FacialExpressionModel
-from runtimes import convert_to_litert
+from runtimes import convert_to_full_int8, convert_to_litert
 
 DATA = "../shared/fer2013"
-
-
-def full_int8(keras_model, calibration: np.ndarray) -> bytes:
-    """The model converted with int8 weights and activations (TFLITE_BUILTINS_INT8), float at its edges."""
-    import tensorflow as tf
-
-    # through Keras's own LiteRT export (its SavedModel traced in inference mode; a plain tf_saved_model export
-    # kept the BatchNormalization layers' batch statistics and variable updates: 42.5% and 7.5 ms on run 8)
-    with tempfile.TemporaryDirectory() as folder:
-        path = folder + "/model.tflite"
-        keras_model.export(path, format="litert", verbose=False, optimizations=[tf.lite.Optimize.DEFAULT],
-                           representative_dataset=lambda: ([face.reshape(1, 48, 48, 1).astype(np.float32)]
-                                                           for face in calibration),
-                           target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]})
-        with open(path, "rb") as f:
-            return f.read()
 
 
 def one_face_runner(content: bytes):
@@ -61,7 +44,7 @@ def main() -> None:
     train, _ = load_fer2013_split(f"{DATA}/train")
     calibration = train[np.random.default_rng(0).choice(len(train), 500, replace=False)]
     for name, content in (("dynamic-range int8 (served)", convert_to_litert(keras_model)),
-                          ("full int8", full_int8(keras_model, calibration))):
+                          ("full int8", convert_to_full_int8(keras_model, calibration))):
         run = one_face_runner(content)
         probabilities = np.array([(run(face) + run(face[:, ::-1])) / 2 for face in faces])
         kept = ferplus.included
