@@ -34,10 +34,11 @@ from runtimes import (
     LiteRTRunner,
     ModelLoadError,
     cache_folders,
+    cache_name,
     conversion_lock,
     convert_to_litert,
-    full_int8_name,
     model_key,
+    shipped_full_int8,
     user_cache_dir,
     write_cache,
 )
@@ -138,8 +139,8 @@ class FacialExpressionModel:
         """The LiteRT model of the two files, from its cache when one can be read and loaded, else
         converted and cached (see the class docstring); one process at a time converts the same files."""
         key = model_key(self._json_path, self._weights_path)
-        shipped = self._weights_path.parent / full_int8_name(self._weights_path, key)
-        if shipped.is_file():  # a full-int8 conversion made where the training faces are, shipped beside them
+        shipped = shipped_full_int8(self._weights_path, key)
+        if shipped is not None:  # a full-int8 conversion made where the training faces are, shipped beside them
             try:
                 runner = LiteRTRunner(shipped.read_bytes(), threads)
                 self.litert_quantization = "full int8"
@@ -147,7 +148,7 @@ class FacialExpressionModel:
             except (OSError, ModelLoadError) as exc:
                 log.warning("the full-int8 conversion %s cannot be used (%s): converting", shipped, exc)
         self.litert_quantization = "dynamic-range int8"
-        name = f"{self._weights_path.stem}.{key}.tflite"
+        name = cache_name(self._weights_path, key)
         runner = self._cached_runner(name, threads, warn=True)
         if runner is not None:
             return runner

@@ -91,11 +91,24 @@ def model_key(model_json_file: str | os.PathLike, model_weights_file: str | os.P
     return digest.hexdigest()[:16]
 
 
+def cache_name(model_weights_file: str | os.PathLike, key: str) -> str:
+    """The name of the cached dynamic-range conversion of a model: ``<weights stem>.<key>.tflite`` (``key``:
+    ``model_key``)."""
+    return f"{Path(model_weights_file).stem}.{key}.tflite"
+
+
 def full_int8_name(model_weights_file: str | os.PathLike, key: str) -> str:
     """The name of the full-int8 conversion of a model (``convert_to_full_int8``) that the LiteRT runtime
     uses in place of its dynamic-range one when it lies beside the weights: ``<weights stem>.<key>.int8.tflite``
     (``key``: ``model_key``)."""
     return f"{Path(model_weights_file).stem}.{key}.int8.tflite"
+
+
+def shipped_full_int8(model_weights_file: str | os.PathLike, key: str) -> Path | None:
+    """The full-int8 conversion shipped beside the weights for the model of ``key`` (``full_int8_name``), or
+    None where there is none: what the LiteRT runtime and the on-device page serve first."""
+    path = Path(model_weights_file).parent / full_int8_name(model_weights_file, key)
+    return path if path.is_file() else None
 
 
 def convert_to_full_int8(model: keras.Model, faces: np.ndarray) -> bytes:

@@ -35,7 +35,7 @@ from detectors.blazeface import (
     BlazeFaceDetector,
 )
 from faces import MIN_CROP_BRIGHTNESS, MIN_CROP_CONTRAST, MIN_ROLL
-from runtimes import cache_folders, full_int8_name, model_key
+from runtimes import cache_folders, cache_name, model_key, shipped_full_int8
 
 bp = Blueprint("device", __name__)
 
@@ -68,10 +68,10 @@ def expression_model() -> tuple[str, bytes]:
         if stats in _expression:
             return _expression[stats]
         model_digest = model_key(json_path, weights_path)
-        name = f"{weights_path.stem}.{model_digest}.tflite"
-        shipped = weights_path.parent / full_int8_name(weights_path, model_digest)  # served first, as the server does
-        key = f"{model_digest}{'-int8' if shipped.is_file() else ''}-{expression_batch()}"
-        content = shipped.read_bytes() if shipped.is_file() else _read_cache(weights_path, name)
+        name = cache_name(weights_path, model_digest)
+        shipped = shipped_full_int8(weights_path, model_digest)  # served first, as the server does
+        key = f"{model_digest}{'' if shipped is None else '-int8'}-{expression_batch()}"
+        content = _read_cache(weights_path, name) if shipped is None else shipped.read_bytes()
         from model import FacialExpressionModel
 
         if content is None:  # no conversion yet (a Keras-runtime server): made and cached as the LiteRT runtime does

@@ -24,6 +24,13 @@ from runtimes import convert_to_full_int8, full_int8_name, model_key
 log = logging.getLogger("export_full_int8")
 
 
+def representative_faces(data: Path, count: int = 500) -> np.ndarray:
+    """``count`` uint8 faces ``(count, 48, 48)`` drawn at random (seed 0) from FER2013's ``data``/train: the
+    representative data set of a full-int8 conversion."""
+    faces, _ = load_fer2013_split(data / "train")
+    return faces[np.random.default_rng(0).choice(len(faces), min(count, len(faces)), replace=False)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_json", type=Path)
@@ -34,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if not (args.data / "train").is_dir():
         parser.error(f"no training faces in {args.data / 'train'}: give --data, FER2013's image layout")
-    faces, _ = load_fer2013_split(args.data / "train")
-    faces = faces[np.random.default_rng(0).choice(len(faces), min(args.faces, len(faces)), replace=False)]
+    faces = representative_faces(args.data, args.faces)
     keras_model = FacialExpressionModel(args.model_json, args.weights, runtime="keras").keras_model
     out = args.weights.parent / full_int8_name(args.weights, model_key(args.model_json, args.weights))
     out.write_bytes(convert_to_full_int8(keras_model, faces))

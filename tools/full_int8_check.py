@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from datasets import load_fer2013_split, load_ferplus_split
+from datasets import load_ferplus_split
 from model import FacialExpressionModel
 from runtimes import convert_to_full_int8, convert_to_litert
+from tools.export_full_int8 import representative_faces
 
 DATA = "../shared/fer2013"
 
@@ -41,8 +43,7 @@ def main() -> None:
     json_file, weights_file = sys.argv[1:3]
     keras_model = FacialExpressionModel(json_file, weights_file, runtime="keras").keras_model
     faces, _, ferplus = load_ferplus_split(f"{DATA}/test")
-    train, _ = load_fer2013_split(f"{DATA}/train")
-    calibration = train[np.random.default_rng(0).choice(len(train), 500, replace=False)]
+    calibration = representative_faces(Path(DATA))  # as tools.export_full_int8 draws them
     for name, content in (("dynamic-range int8 (served)", convert_to_litert(keras_model)),
                           ("full int8", convert_to_full_int8(keras_model, calibration))):
         run = one_face_runner(content)
