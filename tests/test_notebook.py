@@ -32,11 +32,15 @@ def test_notebook_trains_and_exports(tmp_path, architecture, labels, crop, param
     model = FacialExpressionModel(out / "model.json", out / "model_weights.h5")
     probabilities = model.predict_proba(np.zeros((2, 48, 48), np.uint8))
     assert probabilities.shape == (2, 7)
-    assert len(list(out.glob("model_weights.*.tflite"))) == 1  # the LiteRT conversion, cached by the notebook
+    # the LiteRT conversion the app serves: cached by the notebook, or the small network's full int8, exported
+    served = "full int8" if architecture == "mobile" else "dynamic-range int8"
+    assert len(list(out.glob("model_weights.*.tflite"))) == 1
+    assert len(list(out.glob("model_weights.*.int8.tflite"))) == (architecture == "mobile")
+    assert model.litert_quantization == served
     assert model.keras_model.count_params() == parameters
     metrics = json.loads((tmp_path / "fig" / "metrics.json").read_text())
     assert metrics["crop"] == crop and metrics["parameters"] == parameters
-    assert metrics["labels"] == (labels or "ferplus")
+    assert metrics["labels"] == (labels or "ferplus") and metrics["litert_quantization"] == served
     # FER+: the first angry face of each split is won by "unknown", left out of scoring
     assert metrics["epochs"] == 1 and metrics["publictest_images"] == (14 if labels else 13)
     assert metrics["batch_norm_recalibrated_on"] == 21  # every training face, once

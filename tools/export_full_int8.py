@@ -31,6 +31,21 @@ def representative_faces(data: Path, count: int = 500) -> np.ndarray:
     return faces[np.random.default_rng(0).choice(len(faces), min(count, len(faces)), replace=False)]
 
 
+def export_full_int8(model_json: Path, weights: Path, faces: np.ndarray) -> Path:
+    """Write the full-int8 LiteRT conversion of the model in ``model_json`` + ``weights`` beside the weights
+    (``runtimes.full_int8_name``) and return its path; ``faces``: uint8 ``(N, 48, 48)`` representative faces
+    (``representative_faces``). Used by this tool and by the notebook's export (``FULL_INT8``).
+
+    Raises:
+        ModelLoadError: the files cannot be loaded or the conversion failed.
+        OSError: the weights' folder cannot be written.
+    """
+    keras_model = FacialExpressionModel(model_json, weights, runtime="keras").keras_model
+    out = Path(weights).parent / full_int8_name(weights, model_key(model_json, weights))
+    out.write_bytes(convert_to_full_int8(keras_model, faces))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_json", type=Path)
@@ -42,9 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.data / "train").is_dir():
         parser.error(f"no training faces in {args.data / 'train'}: give --data, FER2013's image layout")
     faces = representative_faces(args.data, args.faces)
-    keras_model = FacialExpressionModel(args.model_json, args.weights, runtime="keras").keras_model
-    out = args.weights.parent / full_int8_name(args.weights, model_key(args.model_json, args.weights))
-    out.write_bytes(convert_to_full_int8(keras_model, faces))
+    out = export_full_int8(args.model_json, args.weights, faces)
     log.info("wrote %s (%d bytes, %d representative faces)", out, out.stat().st_size, len(faces))
 
 
