@@ -441,3 +441,19 @@ def test_soft_labels_report_the_crowd_figures_where_the_votes_are(tmp_path):
     figures = json.loads((tmp_path / "tiny.json").read_text())
     assert figures["images"] == 3 and 0 <= figures["publictest_served_ferplus"]["ferplus_accuracy"] <= 1
     assert set(figures["publictest_ten_crop_ferplus"]["per_class_recall"]) == set(EMOTIONS_LIST)
+
+
+def test_choose_teachers_scores_every_set_and_prefers_the_smaller_on_ties():
+    from tools.choose_teachers import score_sets
+
+    majority = np.array([0, 1, 2, 3])
+    right = np.eye(7)[majority]
+    wrong = np.eye(7)[[1, 1, 1, 1]]  # right on one face of four
+    half = np.eye(7)[[0, 1, 4, 4]]  # right on two
+    sets = score_sets(["right", "wrong", "half"], [right, wrong, half], majority)
+    assert len(sets) == 7  # every non-empty subset of three
+    assert sets[0]["teachers"] == ["right"] and sets[0]["ferplus_accuracy"] == 1.0
+    assert {tuple(s["teachers"]): s["ferplus_accuracy"] for s in sets}[("wrong",)] == 0.25
+    assert [s["ferplus_accuracy"] for s in sets] == sorted((s["ferplus_accuracy"] for s in sets), reverse=True)
+    with pytest.raises(ValueError, match="one probability array per candidate"):
+        score_sets(["a", "b"], [right], majority)
