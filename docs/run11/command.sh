@@ -27,6 +27,7 @@ if [ ! -s checkpoints/run11/teachers.json ]; then
     --candidate vgg44-ferplus-run10 checkpoints/run10/export/model.json checkpoints/run10/export/model_weights.h5 \
     | tail -1 > checkpoints/run11/teachers.json
 fi
+[ -z "${TEACHERS_ONLY:-}" ] || exit 0  # docs/chain.sh: the teacher set for run 12 first
 .venv/bin/papermill train.ipynb checkpoints/run11/run.ipynb -p DATA_DIR $data \
   -p CHECKPOINT_DIR checkpoints/run11 -p OUTPUT_DIR checkpoints/run11/export -p FIGURES_DIR checkpoints/run11/figures \
   -p LABELS ferplus -p ARCHITECTURE mobile -p TEACHERS "$(cat checkpoints/run11/teachers.json)" -p ALPHA 0.5 \
