@@ -1,6 +1,6 @@
 """A video archive's reports with one and with two Ray workers: wall time, and identical face rows.
 
-    python -m benchmarks.archive [--copies 4] [--every 1]
+    python -m benchmarks.archive [--copies 4] [--every 1] [--model MODEL_JSON WEIGHTS_H5]
 
 Makes a folder of ``--copies`` copies of each shared clip (``../shared/media/videos``: 2 clips, so 8 videos
 by default), runs ``main.py annotate FOLDER --workers 1`` and ``--workers 2`` (each in a process of its
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks.pipeline import machine
+from benchmarks.serving import add_model_argument, model_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--every", type=int, default=1)
+    add_model_argument(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     clips = sorted((ROOT.parent / "shared" / "media" / "videos").glob("*.mp4"))
@@ -43,7 +45,8 @@ def main() -> None:
             output = work / f"reports-{workers}"
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "main.py", "annotate", str(folder), "--output", str(output),
-                                   "--workers", str(workers), "--every", str(args.every)], cwd=ROOT,
+                                   "--workers", str(workers), "--every", str(args.every), *model_options(args)],
+                                  cwd=ROOT,
                                   capture_output=True, text=True)
             seconds = time.perf_counter() - start
             with (output / "summary.csv").open() as f:

@@ -1,6 +1,6 @@
 """The visitor's own camera, as a browser sends it: answers per second, request-to-answer time, server CPU.
 
-    python -m benchmarks.browser_camera [--video PATH] [--seconds 20]
+    python -m benchmarks.browser_camera [--video PATH] [--seconds 20] [--model MODEL_JSON WEIGHTS_H5]
 
 Makes a 640x360 Y4M file of the video (the shared talking-head clip by default), starts ``main.py`` on a
 free loopback port, and opens ``/?source=browser`` in the system's headless Chromium with that file as
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.load import sample
 from benchmarks.pipeline import machine
-from benchmarks.serving import camera_arguments, camera_page, served
+from benchmarks.serving import camera_arguments, camera_page, model_options, served
 from benchmarks.video import video_fps, video_frames, write_y4m
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     camera, fps = y4m(args.video, folder / "camera.y4m")
     try:
-        with served([]) as (server, base):
+        with served(model_options(args)) as (server, base):
             with sync_playwright() as playwright:
                 browser, page = camera_page(playwright, camera, base)
                 page.goto(base + "/?source=browser")

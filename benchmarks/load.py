@@ -1,6 +1,7 @@
 """Load test: N concurrent viewers of one source for T seconds against a server this script starts.
 
     python -m benchmarks.load [--viewers 20] [--seconds 60] [--video PATH] [--settle 15] [--detector NAME]
+        [--model MODEL_JSON WEIGHTS_H5]
 
 Starts ``main.py --source VIDEO`` on a free loopback port, samples the server's RSS, thread count and
 CPU time (cold, then as the baseline after one 3-s viewer has come and gone), holds ``--viewers`` MJPEG
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.serving import served
+from benchmarks.serving import add_model_argument, model_options, served
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,11 +65,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=15, help="seconds of sampling after the viewers leave")
     parser.add_argument("--video", type=Path, default=None)
     parser.add_argument("--detector", default=None, help="the server's --detector (default: its default)")
+    add_model_argument(parser)
     args = parser.parse_args()
     if not 1 <= args.viewers <= 200 or not 0 < args.seconds <= 600:
         parser.error("viewers must be 1-200 and seconds at most 600")
     video = args.video or next((ROOT / "videos").glob("*.mp4"))
-    options = ["--detector", args.detector] if args.detector else []
+    options = (["--detector", args.detector] if args.detector else []) + model_options(args)
     with served(["--source", str(video), *options]) as (server, base):
         import cv2
 

@@ -1,12 +1,14 @@
 """Per-stage cost of the annotation pipeline on a real video, against the course's loop and `fer`.
 
     python -m benchmarks.pipeline [--video PATH] [--frames 300] [--height 1080] [--pipelines app,course,fer]
+        [--model MODEL_JSON WEIGHTS_H5]
 
 Every pipeline reads the same frames of the same file, in one process, as fast as it can (``app-live``
 alone is paced, see below):
 decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame (averaged over
-all frames, analysed or not), frames/s, the faces shown, the face recall against full-resolution Haar
-detection on every frame, and each pipeline's frames/s relative to the app's.
+all frames, analysed or not), the process's CPU milliseconds per frame (all its threads), frames/s, the
+faces shown, the face recall against full-resolution Haar detection on every frame, and each pipeline's
+frames/s relative to the app's.
 
 The recall reference is the app's detector (scale 1.2, 5 neighbours) run on every frame at full
 resolution, searching the same face sizes as the app: from 30 px, times the app's downscaling factor
@@ -22,6 +24,8 @@ just before and after.
   (the app's default is BlazeFace: ``benchmarks.face_finding`` compares the detectors) (full-frame
   detection on every ``detection.DETECT_EVERY``-th frame and on scene changes, the faces followed by
   template matching between, classification of every frame with the LiteRT int8 model).
+- ``app-blazeface``: the same as ``app`` with the app's default detector, BlazeFace: the pipeline the
+  stream serves by default.
 - ``app-live``: the same as the live stream runs it: the frames paced at the source's frame rate (as a
   webcam or ``VideoCamera`` delivers them) and the full-frame searches moved to a worker thread if
   one takes longer than a frame period (``detection.FaceFinder(search_budget=1 / fps)``); its frames/s is the
@@ -37,7 +41,8 @@ just before and after.
   call uses, so install it alone: ``pip install --no-deps fer==25.10.3`` (``benchmarks/run_all.sh`` does).
 
 ``--height 1080`` first writes an upscaled copy of the video (mp4v) to a temporary file, so decoding an
-HD file is measured too.
+HD file is measured too. ``--model`` classifies with another export than the app's files (as ``main.py
+--model``), e.g. the small network of issue 37.
 """
 
 from __future__ import annotations
@@ -135,14 +140,15 @@ def steady(reference: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def run(video: Path, frames: int, process, pace_fps: float | None = None) -> tuple[dict, list, float]:
+def run(video: Path, frames: int, process, pace_fps: float | None = None) -> tuple[dict, list, float, float]:
     """Read up to ``frames`` frames and time them: decode here, then ``process(frame, timer)``, which
     calls ``timer.lap(stage)`` after each of its stages and returns the face boxes it found. With
     ``pace_fps``, frame i is read no earlier than i / pace_fps s after the first (as a live source
-    delivers it; waiting is not timed). Returns the stage seconds, the boxes, and the wall-clock seconds."""
+    delivers it; waiting is not timed). Returns the stage seconds, the boxes, the wall-clock seconds and
+    the process's CPU seconds (every thread's, ``time.process_time``)."""
     capture = cv2.VideoCapture(str(video))
     timer, boxes_per_frame = Timer(), []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         for i in range(frames):
             if pace_fps:
@@ -153,14 +159,14 @@ def run(video: Path, frames: int, process, pace_fps: float | None = None) -> tup
                 break
             timer.lap("decode")
             boxes_per_frame.append(np.asarray(process(frame, timer)).reshape(-1, 4))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         if pace_fps:  # n frames span n periods of the source: the rate achieved is at most the source's
             wall = max(wall, len(boxes_per_frame) / pace_fps)
     finally:
         capture.release()
         if hasattr(process, "close"):
             process.close()
-    return timer.seconds, boxes_per_frame, wall
+    return timer.seconds, boxes_per_frame, wall, cpu
 
 
 def app_pipeline(model, fps: float, detector: str = "haar", **options):
@@ -256,6 +262,8 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=DETECT_EVERY,
                         help="the app's full-frame detection interval (detection.DETECT_EVERY by default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--model", type=Path, nargs=2, default=None, metavar=("MODEL_JSON", "WEIGHTS_H5"),
+                        help="classify with this export (default: the app's model.json and model_weights.h5)")
     args = parser.parse_args()
     video = args.video or default_video()
     if args.height:
@@ -263,13 +271,14 @@ def main() -> None:
     with VideoCamera(video, paced=False, loop=False) as camera:
         first = camera.read().frame
         size, source_fps = f"{first.shape[1]}x{first.shape[0]}", camera.fps
-    model = default_model()
-    keras_model = FacialExpressionModel(runtime="keras")
+    model = FacialExpressionModel(*args.model) if args.model else default_model()
+    keras_model = FacialExpressionModel(*(args.model or ()), runtime="keras")
     for m in (model, keras_model):
         m.predict_proba(np.zeros((2, 48, 48), np.uint8))  # warm up
     reference, reference_min = reference_boxes(video, args.frames)
     pipelines = {
         "app": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every),
+        "app-blazeface": lambda: app_pipeline(model, source_fps, detector="blazeface", detect_every=args.detect_every),
         "app-live": lambda: app_pipeline(model, source_fps, detect_every=args.detect_every,
                                          search_budget=1.0 / source_fps),
         "app-every-frame": lambda: app_pipeline(model, source_fps, detect_every=1),
@@ -283,7 +292,7 @@ def main() -> None:
     for name in args.pipelines.split(","):
         try:
             paced = source_fps if name == "app-live" else None
-            seconds, boxes, wall = run(video, args.frames, pipelines[name](), pace_fps=paced)
+            seconds, boxes, wall, cpu = run(video, args.frames, pipelines[name](), pace_fps=paced)
         except (ImportError, RuntimeError) as exc:  # fer, or dlib for app-hog, not installed
             print(f"{name}: skipped ({exc})")
             continue
@@ -291,23 +300,26 @@ def main() -> None:
         rows[name] = {
             **{f"{stage}_ms": round(1000 * seconds[stage] / n, 2) for stage in STAGES},
             "fps": round(n / (wall if paced else sum(seconds.values())), 1), "frames": n,
+            "cpu_ms": round(1000 * cpu / n, 2),
             "faces": int(sum(len(b) for b in boxes)), "recall": round(recall(boxes, reference), 3),
             "steady_recall": round(recall(boxes, steady_reference), 3),
             "precision": round(recall(reference, boxes), 3),
         }
-    print(f"machine: {machine()}; app: full-frame detection every {args.detect_every} frame(s)")
+    print(f"machine: {machine()}; app: full-frame detection every {args.detect_every} frame(s); model: "
+          f"{' + '.join(map(str, args.model)) if args.model else 'the app default'} ({model.litert_quantization})")
     print(f"video: {video.name}, {size}, {source_fps:.2f} frames/s; {len(reference)} frames; reference faces "
           f"(full-resolution Haar, faces from {reference_min} px): {sum(len(r) for r in reference)}")
     print(f"the reference's own consistency: {recall(reference[1:], reference[:-1]):.3f} of its faces are found "
           f"again on the next frame; {sum(len(r) for r in steady_reference)} of its faces are steady (found on "
           f"the frames before and after too)")
-    header = ["pipeline", *[f"{s} ms" for s in STAGES], "frames/s", "faces", "recall", "recall, steady faces",
+    header = ["pipeline", *[f"{s} ms" for s in STAGES], "CPU ms", "frames/s", "faces", "recall", "recall, steady faces",
               "precision", "vs app"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, row in rows.items():
         ratio = row["fps"] / rows["app"]["fps"] if "app" in rows else float("nan")
-        cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['fps']:.1f}", str(row["faces"]),
+        cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['cpu_ms']:.1f}", f"{row['fps']:.1f}",
+                 str(row["faces"]),
                  f"{row['recall']:.3f}", f"{row['steady_recall']:.3f}", f"{row['precision']:.3f}",
                  "paced" if name == "app-live" else f"{ratio:.2f}"]
         print("| " + " | ".join(cells) + " |")

@@ -21,12 +21,27 @@ ROOT = Path(__file__).resolve().parents[1]
 TALKING_HEAD = ROOT.parent / "shared" / "media" / "videos" / "fer_woman2.mp4"
 
 
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model MODEL_JSON WEIGHTS_H5``: the export the benchmark's server or command classifies with (as
+    ``main.py --model``); ``model_options`` turns it into ``main.py``'s arguments."""
+    parser.add_argument("--model", type=Path, nargs=2, default=None, metavar=("MODEL_JSON", "WEIGHTS_H5"),
+                        help="classify with this export (default: the app's model.json and model_weights.h5)")
+
+
+def model_options(args: argparse.Namespace) -> list[str]:
+    """``main.py``'s ``--model`` arguments for ``add_model_argument``'s value (absolute paths: the server runs
+    in the project folder); [] for the app's default model."""
+    return ["--model", *(str(path.resolve()) for path in args.model)] if args.model else []
+
+
 def camera_arguments(doc: str, seconds: float) -> argparse.Namespace:
     """The command line of a benchmark that plays a clip as a browser's camera: ``--video`` (default
-    ``TALKING_HEAD``) and ``--seconds`` (default ``seconds``); ``doc``: the benchmark's docstring."""
+    ``TALKING_HEAD``), ``--seconds`` (default ``seconds``) and ``--model`` (``add_model_argument``); ``doc``:
+    the benchmark's docstring."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--video", type=Path, default=TALKING_HEAD)
     parser.add_argument("--seconds", type=float, default=seconds)
+    add_model_argument(parser)
     return parser.parse_args()
 
 
