@@ -8,7 +8,7 @@ alone is paced, see below):
 decode, detect, classify, draw, JPEG-encode. It prints per-stage milliseconds per frame (averaged over
 all frames, analysed or not), the process's CPU milliseconds per frame (all its threads), frames/s, the
 faces shown, the face recall against full-resolution Haar detection on every frame, and each pipeline's
-frames/s relative to the app's.
+frames/s relative to the app's (``app``'s row, else ``app-blazeface``'s).
 
 The recall reference is the app's detector (scale 1.2, 5 neighbours) run on every frame at full
 resolution, searching the same face sizes as the app: from 30 px, times the app's downscaling factor
@@ -316,8 +316,9 @@ def main() -> None:
               "precision", "vs app"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    base = next((name for name in ("app", "app-blazeface") if name in rows), None)  # the "vs app" column's
     for name, row in rows.items():
-        ratio = row["fps"] / rows["app"]["fps"] if "app" in rows else float("nan")
+        ratio = row["fps"] / rows[base]["fps"] if base else float("nan")
         cells = [name, *[f"{row[f'{s}_ms']:.1f}" for s in STAGES], f"{row['cpu_ms']:.1f}", f"{row['fps']:.1f}",
                  str(row["faces"]),
                  f"{row['recall']:.3f}", f"{row['steady_recall']:.3f}", f"{row['precision']:.3f}",
