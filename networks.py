@@ -173,6 +173,22 @@ def count_flops(model: keras.Model) -> int:
     return int(total)
 
 
+def ten_crop_shift(model: keras.Model) -> int:
+    """The shift in pixels (``FacialExpressionModel(shift_tta=...)``) whose four shifted views plus the centre one
+    are the network's corner and centre crops of the 48x48 face: ``(48 - crop) // 2`` for a network that computes
+    on its ``crop`` x ``crop`` centre (4 for 40x40, as in Khaireddin & Chen 2021; 2 for 44x44, where a shift of 4
+    would move the crop past the face's edge), 4 for one without a crop layer.
+
+    Raises:
+        ValueError: an ensemble whose members have different crops.
+    """
+    keras = import_keras()
+    crops = {int(layer.height) for layer in all_layers(model) if isinstance(layer, keras.layers.CenterCrop)}
+    if len(crops) > 1:
+        raise ValueError(f"the networks of {model.name} have different crops: {sorted(crops)}")
+    return (INPUT_SIZE - crops.pop()) // 2 if crops else 4
+
+
 def _dense_bn_relu(x, units: int):
     layers = import_keras().layers
     return layers.Activation("relu")(layers.BatchNormalization()(layers.Dense(units)(x)))

@@ -585,3 +585,11 @@ def test_a_full_int8_conversion_beside_the_weights_is_served_for_those_weights_o
     network.layers[-1].set_weights([w + 0.01 for w in network.layers[-1].get_weights()])
     network.save_weights(weights_path)  # other weights: another key, the file is not theirs
     assert FacialExpressionModel(json_path, weights_path).litert_quantization == "dynamic-range int8"
+
+
+@pytest.mark.parametrize("architecture, crop, shift", [("vgg", 40, 4), ("vgg", 44, 2), ("mobile", 40, 4),
+                                                       ("course", None, 4)])
+def test_ten_crop_shift_keeps_the_corner_crops_inside_the_face(architecture, crop, shift):
+    from networks import ten_crop_shift
+
+    assert ten_crop_shift(make_model(architecture=architecture, crop=crop)) == shift

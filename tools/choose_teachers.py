@@ -22,6 +22,7 @@ import numpy as np
 
 from datasets import FER_DIR, ferplus_labels, ferplus_scores, load_fer2013_split
 from model import FacialExpressionModel, fer2013_files
+from networks import ten_crop_shift
 
 log = logging.getLogger("choose_teachers")
 
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     faces, majority = faces[crowd.included], crowd.majority[crowd.included]
     names, probabilities = [], []
     for name, model_json, weights in args.candidate:
-        model = FacialExpressionModel(model_json, weights, runtime="litert", shift_tta=4)  # tools.soft_labels' views
+        shift = ten_crop_shift(FacialExpressionModel(model_json, weights, runtime="keras").keras_model)
+        model = FacialExpressionModel(model_json, weights, runtime="litert", shift_tta=shift)  # tools.soft_labels'
+        # views (their soft labels of training faces: the same views, for teachers written since session 15)
         probabilities.append(model.predict_proba(faces))
         names.append(name)
         log.info("%s alone: FER+ %.4f", name, ferplus_scores(probabilities[-1], majority)["ferplus_accuracy"])

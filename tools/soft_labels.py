@@ -11,8 +11,10 @@ per-class recall, and, where ``ferplus.csv`` lies in ``--data``, the same agains
 the two networks' mean); teacher 1, ``vgg40-shipped``, is the first of those two alone
 (``python -m tools.ensemble --split``).
 The train notebook's ``TEACHERS`` parameter and ``tools/train_jax.py --teachers`` read them. Ten crops:
-the four 40x40 corner crops and the center one, each also mirrored (``FacialExpressionModel``'s
-``shift_tta=4`` with ``flip_tta``), as in Khaireddin & Chen 2021 (arXiv:2105.03588).
+the four corner crops of the network's crop size and the center one, each also mirrored
+(``FacialExpressionModel``'s ``shift_tta`` with ``flip_tta``; ``networks.ten_crop_shift``: 4 pixels for 40x40
+crops, as in Khaireddin & Chen 2021, arXiv:2105.03588; 2 for 44x44). Teachers written before session 15
+(``vgg44-ferplus-run10``, run 12's) used a shift of 4 for every network.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from model import (
     fer2013_files,
     load_fer2013_split,
 )
+from networks import ten_crop_shift
 from training import TEACHERS_DIR, npz_path, soft_label_keys, write_soft_labels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,13 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{existing} exists (a committed teacher?): choose another --name or pass --overwrite")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     served = FacialExpressionModel(args.model, args.weights, runtime="litert")
-    ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=4)
+    shift = ten_crop_shift(served.keras_model)
+    ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=shift)
     test_faces, test_labels = load_fer2013_split(args.data / "test")
     figures = {
         "weights": _shown(args.weights), "weights_sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest()[:16],
         "parameters": int(ten_crop.keras_model.count_params()),
-        "soft_labels": "mean of the softmax of ten views (4 corner + center 40x40 crops, each mirrored), "
-                       f"{args.runtime} runtime",
+        "soft_labels": f"mean of the softmax of ten views (the face shifted by {shift} px four ways and centred, "
+                       f"each mirrored), {args.runtime} runtime",
         "publictest_served": accuracy_figures(served, test_faces, test_labels),
         "publictest_ten_crop": accuracy_figures(ten_crop, test_faces, test_labels),
     }

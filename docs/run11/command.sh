@@ -5,7 +5,10 @@
 # scored on PublicTest as the student learns from it, the mean of their ten-crop probabilities
 # (python -m tools.choose_teachers; the set and every set's figures in checkpoints/run11/teacher-sets.json).
 # (Changed in session 15, before run 11 started: it was to distil runs 7 and 9, which agree too much to beat either
-# alone by ten-crop, 82.80% together as run 9 alone; run 10, from scratch, is the new candidate.)
+# alone by ten-crop, 82.80% together as run 9 alone; run 10, from scratch, is the new candidate. Changed again before
+# it started: run 10's soft labels from its own corner crops, 44x44, a shift of 2 px (vgg44-ferplus-run10-shift2:
+# networks.ten_crop_shift); the shift of 4 px of the first file, vgg44-ferplus-run10 (run 12's teacher), cuts past the
+# face's edge and scored 83.14% ten-crop against 83.68% with the mirror alone.)
 # Resumable from checkpoints/run11.
 # Rule, fixed before any result (issue 37's, docs/run11/finish.sh): it becomes the served default if, as served
 # (python -m benchmarks.evaluate), its FER+ PublicTest majority accuracy is within 1 point of the served model's,
@@ -18,13 +21,13 @@ data=../shared/fer2013
 mkdir -p checkpoints/run11
 [ -f docs/teachers/vgg40-ferplus-run9.npz ] || $py -m tools.soft_labels --name vgg40-ferplus-run9 \
   --model checkpoints/run9/export/model.json --weights checkpoints/run9/export/model_weights.h5 --data $data
-[ -f docs/teachers/vgg44-ferplus-run10.npz ] || $py -m tools.soft_labels --name vgg44-ferplus-run10 \
+[ -f docs/teachers/vgg44-ferplus-run10-shift2.npz ] || $py -m tools.soft_labels --name vgg44-ferplus-run10-shift2 \
   --model checkpoints/run10/export/model.json --weights checkpoints/run10/export/model_weights.h5 --data $data
 if [ ! -s checkpoints/run11/teachers.json ]; then
   $py -m tools.choose_teachers --data $data --out checkpoints/run11/teacher-sets.json \
     --candidate vgg40-ferplus-run7 checkpoints/run7/export/model.json checkpoints/run7/export/model_weights.h5 \
     --candidate vgg40-ferplus-run9 checkpoints/run9/export/model.json checkpoints/run9/export/model_weights.h5 \
-    --candidate vgg44-ferplus-run10 checkpoints/run10/export/model.json checkpoints/run10/export/model_weights.h5 \
+    --candidate vgg44-ferplus-run10-shift2 checkpoints/run10/export/model.json checkpoints/run10/export/model_weights.h5 \
     | tail -1 > checkpoints/run11/teachers.json
 fi
 [ -z "${TEACHERS_ONLY:-}" ] || exit 0  # docs/chain.sh: the teacher set for run 12 first
