@@ -3,11 +3,12 @@ student would learn from it (the mean of their ten-crop probabilities, as ``tool
 against the FER+ crowd's majority.
 
     python -m tools.choose_teachers --candidate vgg40-ferplus-run7 MODEL_JSON WEIGHTS_H5 \
-        --candidate vgg44-ferplus-run10 MODEL_JSON WEIGHTS_H5 [--data ../shared/fer2013] [--out sets.json]
+        --candidate vgg44-ferplus-run10 MODEL_JSON WEIGHTS_H5 [--data ../shared/fer2013] [--out sets.json] [--served]
 
 Prints the best set as a JSON list of names (what the notebook's ``TEACHERS`` takes) on the last line of
 stdout; with ``--out``, writes every set's figures there. Ties go to the smaller set, then to the earlier
-candidates. The sets are chosen on PublicTest, as the runs' epochs are: a validation choice.
+candidates. The sets are chosen on PublicTest, as the runs' epochs are: a validation choice. ``--served`` scores
+each network as the app serves it instead (flip TTA alone): what an ensemble of the sets would score as served.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                         metavar=("NAME", "MODEL_JSON", "WEIGHTS_H5"), help="a teacher's name and its network's files")
     parser.add_argument("--data", type=Path, default=FER_DIR, help="FER2013 with test/ and ferplus.csv")
     parser.add_argument("--out", type=Path, help="write every set's figures here (JSON)")
+    parser.add_argument("--served", action="store_true", help="each network with flip TTA alone, as the app serves it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     votes = args.data / "ferplus.csv"
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     faces, majority = faces[crowd.included], crowd.majority[crowd.included]
     names, probabilities = [], []
     for name, model_json, weights in args.candidate:
-        shift = ten_crop_shift(FacialExpressionModel(model_json, weights, runtime="keras").keras_model)
+        shift = 0 if args.served else ten_crop_shift(
+            FacialExpressionModel(model_json, weights, runtime="keras").keras_model)
         model = FacialExpressionModel(model_json, weights, runtime="litert", shift_tta=shift)  # tools.soft_labels'
         # views (their soft labels of training faces: the same views, for teachers written since session 15)
         probabilities.append(model.predict_proba(faces))
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%.4f (neutral called sad %.3f): %s", s["ferplus_accuracy"], s["neutral_called_sad"],
                  " + ".join(s["teachers"]))
     if args.out:
-        args.out.write_text(json.dumps({"images": int(len(majority)), "sets": sets}, indent=1) + "\n")
+        views = "flip TTA (as served)" if args.served else "ten crops (networks.ten_crop_shift), each mirrored"
+        args.out.write_text(json.dumps({"images": int(len(majority)), "views": views, "sets": sets}, indent=1) + "\n")
     print(json.dumps(sets[0]["teachers"]))
 
 
