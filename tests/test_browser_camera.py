@@ -150,7 +150,7 @@ def test_the_page_analyses_the_visitors_camera(live_server, fake_camera, granted
             wait_for_answers(page, 16, deadline)
             faces = page.evaluate("window.cameraStats")["last"]["faces"]
             # the same face keeps its id 8 answers on
-            assert len(first) == len(faces) == 1 and faces[0]["id"] == first[0]["id"]
+            assert len(first) == len(faces) == 1 and faces[0]["id"] == first[0]["id"], (first, faces)
             assert sum(faces[0]["probabilities"].values()) == pytest.approx(1, abs=2e-3)
             assert page.locator("#live-faces .face").count() == 1
             assert page.locator("#live-announcer").text_content().startswith("Largest face: ")
