@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 
 from analysis import FaceAnalyzer
+from benchmarks.serving import add_model_argument
 from camera import VideoCamera
 from detection import DETECT_EVERY, DETECT_MAX_PIXELS, detect_faces, load_face_detector, make_face_detector
 from drawing import draw_faces, encode_jpeg
@@ -262,8 +263,7 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=DETECT_EVERY,
                         help="the app's full-frame detection interval (detection.DETECT_EVERY by default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--model", type=Path, nargs=2, default=None, metavar=("MODEL_JSON", "WEIGHTS_H5"),
-                        help="classify with this export (default: the app's model.json and model_weights.h5)")
+    add_model_argument(parser)
     args = parser.parse_args()
     video = args.video or default_video()
     if args.height:

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, model_json, weights in args.candidate:
         shift = 0 if args.served else ten_crop_shift(
             FacialExpressionModel(model_json, weights, runtime="keras").keras_model)
-        model = FacialExpressionModel(model_json, weights, runtime="litert", shift_tta=shift)  # tools.soft_labels'
-        # views (their soft labels of training faces: the same views, for teachers written since session 15)
+        # tools.soft_labels' views (the same as its soft labels' for teachers written since session 15)
+        model = FacialExpressionModel(model_json, weights, runtime="litert", shift_tta=shift)
         probabilities.append(model.predict_proba(faces))
         names.append(name)
         log.info("%s alone: FER+ %.4f", name, ferplus_scores(probabilities[-1], majority)["ferplus_accuracy"])
