@@ -118,8 +118,17 @@ def npz_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
+def _distributions(keys: Sequence[str], probabilities: np.ndarray, name: str) -> np.ndarray:
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.shape != (len(keys), len(EMOTIONS_LIST)):
+        raise ValueError(f"{name} must be ({len(keys)}, {len(EMOTIONS_LIST)}), got {probabilities.shape}")
+    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
+        raise ValueError(f"each row of {name} must be a probability distribution")
+    return probabilities
+
+
 def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilities: np.ndarray,
-                      **figures) -> Path:
+                      publictest: tuple[Sequence[str], np.ndarray] | None = None, **figures) -> Path:
     """Save a teacher's soft labels: ``<path>.npz`` (``.npz`` added unless ``path`` ends with it) holding
     ``keys`` (str ``(N,)``) and ``probabilities`` (float16 ``(N, 7)``, rows summing to 1 within float16
     rounding), and ``<path>.json`` with ``figures`` (how they were made: the network, its PublicTest
@@ -129,22 +138,68 @@ def write_soft_labels(path: str | os.PathLike, keys: Sequence[str], probabilitie
         path: the file to write, with or without ``.npz``; its folder is created.
         keys: the images, as ``soft_label_keys`` names them, in the rows' order.
         probabilities: ``(len(keys), 7)`` rows of probabilities.
+        publictest: optionally the same views' probabilities on PublicTest, ``(test keys, (M, 7))``, stored as
+            ``publictest_keys`` and ``publictest_probabilities`` (float16): what ``tools.choose_teachers``
+            scores sets of teachers by where their networks are gone (``read_publictest``).
         figures: JSON-serialisable facts about the teacher, stored beside it.
 
     Raises:
-        ValueError: ``probabilities`` is not ``(len(keys), 7)``, or has a row that is not a distribution.
+        ValueError: ``probabilities`` is not ``(len(keys), 7)``, or has a row that is not a distribution
+            (the same for ``publictest``).
         TypeError: ``figures`` that JSON cannot hold (checked before either file is written).
     """
-    probabilities = np.asarray(probabilities, dtype=np.float32)
-    if probabilities.shape != (len(keys), len(EMOTIONS_LIST)):
-        raise ValueError(f"probabilities must be ({len(keys)}, {len(EMOTIONS_LIST)}), got {probabilities.shape}")
-    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3):
-        raise ValueError("each row of probabilities must be a probability distribution")
+    arrays = {"keys": np.asarray(keys, dtype=str),
+              "probabilities": _distributions(keys, probabilities, "probabilities").astype(np.float16)}
+    if publictest is not None:
+        test_keys, test_probabilities = publictest
+        arrays["publictest_keys"] = np.asarray(test_keys, dtype=str)
+        arrays["publictest_probabilities"] = _distributions(
+            test_keys, test_probabilities, "publictest probabilities").astype(np.float16)
     path = npz_path(path)
     description = json.dumps({"classes": list(EMOTIONS_LIST), **figures}, indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, keys=np.asarray(keys, dtype=str), probabilities=probabilities.astype(np.float16))
+    np.savez_compressed(path, **arrays)
     path.with_suffix(".json").write_text(description)
+    return path
+
+
+def read_publictest(file: str | os.PathLike, keys: Sequence[str]) -> np.ndarray:
+    """A teacher's stored PublicTest probabilities (``write_soft_labels``'s ``publictest``) for the images
+    ``keys``: float32 ``(len(keys), 7)``.
+
+    Args:
+        file: a soft-label file, or a bare name looked up in ``TEACHERS_DIR`` (as ``read_teachers``).
+        keys: PublicTest images as ``soft_label_keys`` names them, in the order wanted.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file holds no PublicTest probabilities (teachers written before session 16 by
+            ``tools.soft_labels``: score their networks instead), or not for every key (names the first).
+    """
+    path = _teacher_path(file)
+    with np.load(path) as data:
+        if "publictest_probabilities" not in data.files:
+            raise ValueError(f"{path.name} holds no PublicTest probabilities: give its network's files instead")
+        index = {key: i for i, key in enumerate(data["publictest_keys"].tolist())}
+        probabilities = data["publictest_probabilities"].astype(np.float32)
+    missing = [key for key in keys if key not in index]
+    if missing:
+        raise ValueError(f"{path.name} has no PublicTest probabilities for {len(missing)} of the {len(keys)} images "
+                         f"(first: {missing[0]})")
+    return probabilities[[index[key] for key in keys]]
+
+
+def _teacher_path(file: str | os.PathLike) -> Path:
+    """The soft-label file ``file`` names: a path, or a bare name in ``TEACHERS_DIR``.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    path = Path(file)
+    if not path.exists() and path.parent == Path():  # a name: docs/teachers/<name>[.npz]
+        path = npz_path(TEACHERS_DIR / path.name)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher file not found: {file}")
     return path
 
 
@@ -167,11 +222,7 @@ def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np
         raise ValueError("no teacher file given")
     total = np.zeros((len(keys), len(EMOTIONS_LIST)), dtype=np.float64)
     for file in files:
-        path = Path(file)
-        if not path.exists() and path.parent == Path():  # a name: docs/teachers/<name>[.npz]
-            path = npz_path(TEACHERS_DIR / path.name)
-        if not path.is_file():
-            raise FileNotFoundError(f"teacher file not found: {file}")
+        path = _teacher_path(file)
         with np.load(path) as data:
             index = {key: i for i, key in enumerate(data["keys"].tolist())}
             probabilities = data["probabilities"].astype(np.float64)

@@ -14,7 +14,15 @@ from helpers import FER_DIR, ROOT, make_tiny_fer, requires_fer
 
 import training
 from model import EMOTIONS_LIST, FacialExpressionModel, fer2013_files
-from training import DistillationLoss, LabelAccuracy, mix_up, read_teachers, soft_label_keys, write_soft_labels
+from training import (
+    DistillationLoss,
+    LabelAccuracy,
+    mix_up,
+    read_publictest,
+    read_teachers,
+    soft_label_keys,
+    write_soft_labels,
+)
 
 C = len(EMOTIONS_LIST)
 
@@ -176,12 +184,23 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     for command in (["pack", "--data", str(tmp_path / "fer"), "--out", str(tmp_path / "pack.npz"),
                      "--teachers", str(teacher)],
                     ["train", "--pack", str(tmp_path / "pack.npz"), "--out", str(out), "--epochs", "1",
-                     "--batch-size", "8", "--width", "0.5"]):
+                     "--batch-size", "8", "--width", "0.5", "--soft-labels"]):
         done = subprocess.run([sys.executable, "-m", "tools.train_jax", *command], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"].startswith("jax") and metrics["epochs"] == 1
+    # the FER+ labels by default: scored on the 13 PublicTest faces that the crowd does not leave out (of 14)
+    assert metrics["labels"] == "ferplus" and metrics["publictest_images"] == 13
+    assert 0 <= metrics["publictest_neutral_called_sad"] <= 1 and 0 <= metrics["publictest_fer2013_accuracy"] <= 1
+    train_keys = soft_label_keys([path for path, _ in fer2013_files(tmp_path / "fer" / "train")])
+    soft = read_teachers([out / "soft_labels.npz"], train_keys)  # a teacher for every training face, left-out ones too
+    assert soft.shape == (21, C) and np.allclose(soft.sum(axis=1), 1, atol=1e-3)
+    figures = json.loads((out / "soft_labels.json").read_text())  # tools.soft_labels' figures and the run's
+    assert figures["publictest_images"] == 13 and 0 <= figures["publictest_served"]["accuracy"] <= 1
+    assert set(figures["publictest_ten_crop_ferplus"]["per_class_recall"]) == set(EMOTIONS_LIST)
+    test_keys = soft_label_keys([path for path, _ in fer2013_files(tmp_path / "fer" / "test")])
+    assert read_publictest(out / "soft_labels.npz", test_keys).shape == (14, C)  # every PublicTest face
     assert metrics["jit_compile"] is True  # else every step runs op by op (the augmentation layers refuse XLA)
     assert metrics["teachers"] == [str(teacher)] and metrics["alpha"] == 0.5 and metrics["mixup"] == 0.2
     half_width = make_model(architecture="vgg", crop=40, width=0.5)  # the trainer's defaults at --width 0.5
@@ -457,3 +476,91 @@ def test_choose_teachers_scores_every_set_and_prefers_the_smaller_on_ties():
     assert [s["ferplus_accuracy"] for s in sets] == sorted((s["ferplus_accuracy"] for s in sets), reverse=True)
     with pytest.raises(ValueError, match="one probability array per candidate"):
         score_sets(["a", "b"], [right], majority)
+
+
+def test_choose_teachers_scores_teachers_by_their_stored_publictest_probabilities(tmp_path, capsys):
+    from datasets import ferplus_labels
+    from tools import choose_teachers
+
+    make_tiny_fer(tmp_path / "fer", {"train": 1, "test": 2})
+    train_keys = soft_label_keys([path for path, _ in fer2013_files(tmp_path / "fer" / "train")])
+    test_files = fer2013_files(tmp_path / "fer" / "test")
+    test_keys = soft_label_keys([path for path, _ in test_files])
+    crowd = ferplus_labels([path for path, _ in test_files], tmp_path / "fer" / "ferplus.csv")
+    right = np.eye(C)[crowd.majority] * 0.9 + 0.1 / C  # right on every face the crowd keeps
+    wrong = np.eye(C)[(crowd.majority + 1) % C] * 0.9 + 0.1 / C
+    soft = distributions(len(train_keys), 0)
+    for name, test in (("right", right), ("wrong", wrong)):
+        write_soft_labels(tmp_path / name, train_keys, soft, publictest=(test_keys[::-1], test[::-1]))
+    np.testing.assert_allclose(read_publictest(tmp_path / "right.npz", test_keys), right, atol=2e-3)
+    sets = tmp_path / "sets.json"
+    choose_teachers.main(["--teacher", str(tmp_path / "wrong.npz"), "--teacher", str(tmp_path / "right.npz"),
+                          "--data", str(tmp_path / "fer"), "--out", str(sets)])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == ["right"]
+    figures = json.loads(sets.read_text())
+    assert figures["images"] == 13 and figures["sets"][0]["ferplus_accuracy"] == 1.0 and len(figures["sets"]) == 3
+    old = write_soft_labels(tmp_path / "old", train_keys, soft)  # written before session 16: no PublicTest
+    with pytest.raises(ValueError, match="holds no PublicTest probabilities"):
+        read_publictest(old, test_keys)
+    with pytest.raises(ValueError, match="no PublicTest probabilities for 1 of"):
+        read_publictest(tmp_path / "right.npz", [*test_keys, "happy/missing.jpg"])
+    for argv in ([], ["--teacher", "right", "--served"]):
+        with pytest.raises(SystemExit):
+            choose_teachers.main([*argv, "--data", str(tmp_path / "fer")])
+
+
+def test_a_pack_holds_the_ferplus_labels_and_one_without_votes_trains_only_on_fer2013s(tmp_path, caplog):
+    from datasets import ferplus_labels
+    from tools.train_jax import main, pack, unpack
+
+    make_tiny_fer(tmp_path / "fer", {"train": 2, "test": 1})
+    data = unpack(pack(tmp_path / "fer", tmp_path / "pack.npz", []))
+    files = fer2013_files(tmp_path / "fer" / "train")
+    crowd = ferplus_labels([path for path, _ in files], tmp_path / "fer" / "ferplus.csv")
+    np.testing.assert_array_equal(data["train_votes"], crowd.distributions)
+    np.testing.assert_array_equal(data["train_majority"], crowd.majority)
+    assert data["train_included"].tolist() == crowd.included.tolist() and not data["test_included"][0]
+    assert data["train_keys"] == soft_label_keys([path for path, _ in files])
+    make_tiny_fer(tmp_path / "bare", {"train": 2, "test": 1}, votes=False)
+    bare = pack(tmp_path / "bare", tmp_path / "bare.npz", [])
+    assert "no FER+ votes" in caplog.text and "train_votes" not in unpack(bare)
+    with pytest.raises(FileNotFoundError, match="FER\\+ votes not found"):  # votes named but missing: an error
+        pack(tmp_path / "bare", tmp_path / "other.npz", [], votes=tmp_path / "bare" / "ferplus.csv")
+    with pytest.raises(SystemExit, match="has no FER\\+ votes.*--labels fer2013"):  # before any training
+        main(["train", "--pack", str(bare), "--out", str(tmp_path / "run"), "--epochs", "1"])
+
+
+@pytest.mark.slow
+def test_device_ensemble_trains_runs_side_by_side_and_returns_soft_labels_and_chosen_weights(tmp_path):
+    pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
+    from tools.train_jax import pack
+
+    make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
+    packed = pack(tmp_path / "fer", tmp_path / "pack.npz", [])
+    out = tmp_path / "out"
+    out.mkdir()
+    tiny = "--epochs 1 --batch-size 8 --width 0.5"
+    command = ["bash", "tools/device_ensemble.sh", str(packed), "900", "--weights", "2", f"{tiny} --crop 44", tiny]
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(path.name for path in out.iterdir()) == ["run-2", "runs.tar"]  # only run 2's weights come back
+    with tarfile.open(out / "runs.tar") as runs:
+        names = runs.getnames()
+        assert {"./run-1/run.tar", "./run-1/train.log", "./run-2/run.tar", "./run-2/train.log"} <= set(names)
+        assert not any("part-" in name for name in names)
+        runs.extractall(tmp_path / "runs", filter="data")
+    for i, crop in ((1, 44), (2, 40)):
+        with tarfile.open(tmp_path / "runs" / f"run-{i}" / "run.tar") as run:
+            assert {"soft_labels.npz", "soft_labels.json"} <= set(run.getnames())
+            metrics = json.loads(run.extractfile("metrics.json").read())
+            assert metrics["seed"] == 100 + i and metrics["crop"] == crop and metrics["labels"] == "ferplus"
+            if i == 2:
+                (tmp_path / "model.json").write_bytes(run.extractfile("model.json").read())
+    parts = sorted((out / "run-2").glob("model_weights.h5.part-*"))
+    (tmp_path / "model_weights.h5").write_bytes(b"".join(part.read_bytes() for part in parts))
+    model = FacialExpressionModel(tmp_path / "model.json", tmp_path / "model_weights.h5", runtime="keras")
+    assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, C)
+    refused = subprocess.run(["bash", "tools/device_ensemble.sh", str(packed), "900", "--weights", "x", tiny], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--weights must" in refused.stderr

@@ -3,7 +3,13 @@ student would learn from it (the mean of their ten-crop probabilities, as ``tool
 against the FER+ crowd's majority.
 
     python -m tools.choose_teachers --candidate vgg40-ferplus-run7 MODEL_JSON WEIGHTS_H5 \
-        --candidate vgg44-ferplus-run10 MODEL_JSON WEIGHTS_H5 [--data ../shared/fer2013] [--out sets.json] [--served]
+        --candidate vgg44-ferplus-run10 MODEL_JSON WEIGHTS_H5 [--teacher NAME ...] [--data ../shared/fer2013] \
+        [--out sets.json] [--served]
+
+``--teacher NAME`` adds a candidate by its soft-label file alone (``docs/teachers/NAME.npz`` or a path), scored by
+the PublicTest probabilities stored in it (``training.read_publictest``: files written since session 16, by
+``tools.soft_labels`` or ``tools.train_jax --soft-labels``), for networks whose weights are gone, such as those
+trained on a lent GPU (its views are ten crops, so it is refused with ``--served``).
 
 Prints the best set as a JSON list of names (what the notebook's ``TEACHERS`` takes) on the last line of
 stdout; with ``--out``, writes every set's figures there. Ties go to the smaller set, then to the earlier
@@ -24,6 +30,7 @@ import numpy as np
 from datasets import FER_DIR, ferplus_labels, ferplus_scores, load_fer2013_split
 from model import FacialExpressionModel, fer2013_files
 from networks import ten_crop_shift
+from training import read_publictest, soft_label_keys
 
 log = logging.getLogger("choose_teachers")
 
@@ -54,12 +61,18 @@ def score_sets(names: list[str], probabilities: list[np.ndarray], majority: np.n
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidate", nargs=3, action="append", required=True,
+    parser.add_argument("--candidate", nargs=3, action="append", default=[],
                         metavar=("NAME", "MODEL_JSON", "WEIGHTS_H5"), help="a teacher's name and its network's files")
+    parser.add_argument("--teacher", action="append", default=[], metavar="NAME",
+                        help="a teacher by its soft-label file, with PublicTest probabilities stored in it")
     parser.add_argument("--data", type=Path, default=FER_DIR, help="FER2013 with test/ and ferplus.csv")
     parser.add_argument("--out", type=Path, help="write every set's figures here (JSON)")
     parser.add_argument("--served", action="store_true", help="each network with flip TTA alone, as the app serves it")
     args = parser.parse_args(argv)
+    if not args.candidate and not args.teacher:
+        parser.error("give at least one --candidate or --teacher")
+    if args.teacher and args.served:
+        parser.error("--served takes only --candidate (--teacher files hold ten-crop probabilities)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     votes = args.data / "ferplus.csv"
     if not votes.is_file():
@@ -69,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     crowd = ferplus_labels([path for path, _ in files], votes, original)
     faces, majority = faces[crowd.included], crowd.majority[crowd.included]
     names, probabilities = [], []
+    keys = [key for key, kept in zip(soft_label_keys([path for path, _ in files]), crowd.included, strict=True) if kept]
+    for name in args.teacher:
+        probabilities.append(read_publictest(name, keys))
+        names.append(Path(name).stem if Path(name).suffix == ".npz" else name)
+        log.info("%s alone: FER+ %.4f", names[-1], ferplus_scores(probabilities[-1], majority)["ferplus_accuracy"])
     for name, model_json, weights in args.candidate:
         shift = 0 if args.served else ten_crop_shift(
             FacialExpressionModel(model_json, weights, runtime="keras").keras_model)

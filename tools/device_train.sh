@@ -23,6 +23,10 @@
 #
 #   pids=(); for seed in 9 10; do OUT=$OUT/seed$seed bash tools/device_train.sh PACK /tmp/run$seed 540 --seed $seed &
 #   pids+=($!); done; rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done; exit $rc
+#
+# With --soft-labels among the train options, run.tar also holds the run's soft_labels.npz + .json (a teacher
+# for later runs); WEIGHTS=0 leaves the weights' parts out (a teacher whose
+# soft labels are all that is wanted back: tools/device_distil.sh).
 # Exit status: 0 when the run wrote its model files, 1 when the probe or the run failed, 2 for bad arguments.
 set -euo pipefail
 usage="usage: bash tools/device_train.sh PACK RUN SECONDS [--max-epochs N] [train options...]"
@@ -90,14 +94,20 @@ if [[ " $* " != *" --epochs "* && " $* " != *" --epochs="* ]]; then
   count=$(probe_epochs "$@") || exit 1
   epochs=(--epochs "$count")
 fi
-rm -f "$run/metrics.json"  # written again by this run (a run that only exports too), so never an older run's
+# written again by this run (a run that only exports too), so never an older run's
+rm -f "$run/metrics.json" "$run/soft_labels.npz" "$run/soft_labels.json"
 if ! train --out "$run" "${epochs[@]}" "$@" || [ ! -f "$run/metrics.json" ]; then
   echo "the run failed: see $log" >&2
   exit 1
 fi
 if [ -n "${OUT:-}" ]; then
-  tar -cf "$OUT/run.tar" -C "$run" model.json metrics.json history.csv
+  files=(model.json metrics.json history.csv)
+  for name in soft_labels.npz soft_labels.json; do
+    if [ -f "$run/$name" ]; then files+=("$name"); fi
+  done
+  tar -cf "$OUT/run.tar" -C "$run" "${files[@]}"
   rm -f "$OUT"/model_weights.h5.part-*
+  if [ "${WEIGHTS:-1}" = 0 ]; then echo "done in $SECONDS s (weights not returned: WEIGHTS=0)"; exit 0; fi
   split -b 15M "$run/model_weights.h5" "$OUT/model_weights.h5.part-"
   parts=("$OUT"/model_weights.h5.part-*)
   if [ "${#parts[@]}" -gt 2 ]; then

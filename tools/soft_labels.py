@@ -4,9 +4,10 @@
         --weights checkpoints/run3/export/model_weights.h5 [--data data/fer2013] [--runtime litert|keras] [--limit N]
 
 Writes ``docs/teachers/<name>.npz`` (the ten-crop softmax of every training image, float16, keyed by
-``<class>/<file>``; ``training.write_soft_labels``) and ``docs/teachers/<name>.json`` with the network's
-PublicTest figures: accuracy against the original labels as the app serves it (flip TTA) and with ten crops,
-per-class recall, and, where ``ferplus.csv`` lies in ``--data``, the same against the FER+ crowd's majority.
+``<class>/<file>``, and the same views of every PublicTest image; ``training.write_soft_labels``) and
+``docs/teachers/<name>.json`` with the network's PublicTest figures: accuracy against the original labels as
+the app serves it (flip TTA) and with ten crops, per-class recall, and, where ``ferplus.csv`` lies in
+``--data``, the same against the FER+ crowd's majority.
 ``--model``/``--weights`` default to the app's files (one network since run 7; ensemble 4's soft labels were
 the two networks' mean); teacher 1, ``vgg40-shipped``, is the first of those two alone
 (``python -m tools.ensemble --split``).
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets import ferplus_labels, ferplus_scores
+from datasets import FerPlusLabels, ferplus_labels, ferplus_scores
 from model import (
     EMOTIONS_LIST,
     FER_DIR,
@@ -54,11 +55,39 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def accuracy_figures(model: FacialExpressionModel, faces: np.ndarray, labels: np.ndarray) -> dict:
-    predictions = model.predict_proba(faces).argmax(axis=1)
+def accuracy_figures(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and per-class recall of ``probabilities`` (float ``(N, 7)``) against ``labels`` (int ``(N,)``)."""
+    predictions = probabilities.argmax(axis=1)
     return {"accuracy": round(float((predictions == labels).mean()), 4),
             "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
                                  for i, name in enumerate(EMOTIONS_LIST)}}
+
+
+def publictest_figures(served: FacialExpressionModel, ten_crop: FacialExpressionModel, faces: np.ndarray,
+                       labels: np.ndarray, crowd: FerPlusLabels | None = None) -> tuple[dict, np.ndarray]:
+    """A teacher's PublicTest figures as its ``.json`` holds them, and its ten-crop probabilities.
+
+    Args:
+        served: the network as the app serves it (flip TTA).
+        ten_crop: the same network with the soft labels' ten views.
+        faces: uint8 ``(N, 48, 48)``, every PublicTest face; labels: their original labels, int ``(N,)``.
+        crowd: their FER+ labels, or None where the votes are not at hand.
+
+    Returns:
+        ``publictest_served`` and ``publictest_ten_crop`` (against the original labels) and, with ``crowd``,
+        ``publictest_served_ferplus`` and ``publictest_ten_crop_ferplus`` (against the crowd's majority, on the
+        faces FER+ keeps); and the ten-crop probabilities of every face, float32 ``(N, 7)``.
+    """
+    figures, ten_crop_probabilities = {}, None
+    for name, model in (("served", served), ("ten_crop", ten_crop)):
+        probabilities = model.predict_proba(faces)
+        figures[f"publictest_{name}"] = accuracy_figures(probabilities, labels)
+        if crowd is not None:  # the headline figure since issue 31: against the FER+ crowd's majority
+            scores = ferplus_scores(probabilities[crowd.included], crowd.majority[crowd.included])
+            figures[f"publictest_{name}_ferplus"] = {k: scores[k] for k in
+                                                     ("ferplus_accuracy", "neutral_called_sad", "per_class_recall")}
+        ten_crop_probabilities = probabilities
+    return figures, ten_crop_probabilities
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,21 +114,18 @@ def main(argv: list[str] | None = None) -> None:
     served = FacialExpressionModel(args.model, args.weights, runtime="litert")
     shift = ten_crop_shift(served.keras_model)
     ten_crop = FacialExpressionModel(args.model, args.weights, runtime=args.runtime, shift_tta=shift)
-    test_faces, test_labels = load_fer2013_split(args.data / "test")
+    test_files = fer2013_files(args.data / "test")
+    test_faces, test_labels = load_fer2013_split(args.data / "test", test_files)
+    votes = args.data / "ferplus.csv"
+    crowd = ferplus_labels([path for path, _ in test_files], votes, test_labels) if votes.is_file() else None
+    test_figures, test_probabilities = publictest_figures(served, ten_crop, test_faces, test_labels, crowd)
     figures = {
         "weights": _shown(args.weights), "weights_sha256": hashlib.sha256(args.weights.read_bytes()).hexdigest()[:16],
         "parameters": int(ten_crop.keras_model.count_params()),
         "soft_labels": f"mean of the softmax of ten views (the face shifted by {shift} px four ways and centred, "
                        f"each mirrored), {args.runtime} runtime",
-        "publictest_served": accuracy_figures(served, test_faces, test_labels),
-        "publictest_ten_crop": accuracy_figures(ten_crop, test_faces, test_labels),
+        **test_figures,
     }
-    votes = args.data / "ferplus.csv"
-    if votes.is_file():  # the headline figure since issue 31: against the FER+ crowd's majority
-        crowd = ferplus_labels([path for path, _ in fer2013_files(args.data / "test")], votes, test_labels)
-        for name, model in (("publictest_served_ferplus", served), ("publictest_ten_crop_ferplus", ten_crop)):
-            scores = ferplus_scores(model.predict_proba(test_faces[crowd.included]), crowd.majority[crowd.included])
-            figures[name] = {k: scores[k] for k in ("ferplus_accuracy", "neutral_called_sad", "per_class_recall")}
     log.info("PublicTest (original labels): served %.4f, ten-crop %.4f", figures["publictest_served"]["accuracy"],
              figures["publictest_ten_crop"]["accuracy"])
     files = fer2013_files(args.data / "train")
@@ -116,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     figures["images"] = len(files)
     figures["command"] = "python -m tools.soft_labels " + " ".join(argv if argv is not None else sys.argv[1:])
     figures["seconds"] = round(time.perf_counter() - start, 1)
-    path = write_soft_labels(args.out / args.name, soft_label_keys([p for p, _ in files]), probabilities, **figures)
+    path = write_soft_labels(args.out / args.name, soft_label_keys([p for p, _ in files]), probabilities,
+                             publictest=(soft_label_keys([p for p, _ in test_files]), test_probabilities), **figures)
     log.info("wrote %s (%.2f MB); training accuracy of the soft labels' argmax %.4f",
              path, path.stat().st_size / 1e6, figures["train_agreement"])
 

@@ -3,19 +3,24 @@
     python -m tools.train_jax pack --data data/fer2013 --out data/fer2013.npz [--teachers vgg40-shipped ...]
     python -m tools.train_jax train --pack data/fer2013.npz --out checkpoints/jax-run [--epochs 300] [...]
 
-``pack`` (here, where the data set and the teachers are) writes FER2013's training and PublicTest images
-as their original JPEG bytes (about 51 MB), their labels and keys, and the teacher ensemble's soft labels
-(``training.read_teachers``) into one ``.npz``. ``train`` (on any machine with Keras and JAX; no
-TensorFlow) trains ``model.make_model`` with the notebook's recipe: augmentation as Keras preprocessing
-layers inside the training model, mixup on the NumPy batches, ``training.DistillationLoss`` when the
-pack holds teachers, SGD with Nesterov momentum on one cosine schedule after a linear warm-up, every
-epoch backed up (``BackupAndRestore``: running the same command again resumes), the best PublicTest
-weights kept. At the end it recomputes the BatchNormalization statistics on the training faces
-(``model.recalibrate_batch_norm``) and writes ``model.json`` + ``model_weights.h5``, which
-``model.FacialExpressionModel`` loads like the notebook's, plus ``metrics.json`` and ``history.csv``.
-Its PublicTest figure is Keras's with flip TTA; the figure as the app serves it (LiteRT) comes from
-``python -m benchmarks.evaluate --model OUT/model.json --weights OUT/model_weights.h5`` on a machine
-with TensorFlow.
+``pack`` (here, where the data set and the teachers are) writes FER2013's training and PublicTest images as
+their original JPEG bytes (about 41 MB compressed with the rest), their labels and keys, the FER+ labels of
+each image (``datasets.ferplus_labels`` on ``<data>/ferplus.csv``: vote distribution, crowd majority, kept or
+left out) and the teacher ensemble's soft labels (``training.read_teachers``) into one ``.npz``. ``train`` (on
+any machine with Keras and JAX; no TensorFlow) trains ``model.make_model`` with the notebook's recipe: on the
+FER+ vote distributions, the images that FER+ leaves out dropped, the epoch chosen on the crowd's majority
+(``--labels ferplus``, the default, as the notebook's ``LABELS``; ``--labels fer2013``: the original one-hot
+labels), augmentation as Keras preprocessing layers inside the training model, mixup on the NumPy batches,
+``training.DistillationLoss`` when the pack (or ``--teachers``) gives teachers, SGD with Nesterov momentum on
+one cosine schedule after a linear warm-up, every epoch backed up (``BackupAndRestore``: running the same
+command again resumes), the best PublicTest weights kept. At the end it recomputes the BatchNormalization
+statistics on the training faces (``model.recalibrate_batch_norm``) and writes ``model.json`` +
+``model_weights.h5``, which ``model.FacialExpressionModel`` loads like the notebook's, plus ``metrics.json``
+and ``history.csv``; with ``--soft-labels`` also ``soft_labels.npz`` + ``.json``, the network's ten-crop soft
+labels on every training face and PublicTest face (``tools.soft_labels``'s views and format), so that it can
+teach a later run here or on the CPU (``--teachers``, the notebook's ``TEACHERS``) after its weights are gone.
+Its PublicTest figures are Keras's with flip TTA; the figure as the app serves it (LiteRT) comes from ``python
+-m benchmarks.evaluate --model OUT/model.json --weights OUT/model_weights.h5`` on a machine with TensorFlow.
 
 On the device machine (JAX, h5py and OpenCV, no Keras): carry the wheels of keras, namex and optree
 (the device README says how), the pack (``data/`` is ignored by git: name it in ``carry``), and keep
@@ -40,18 +45,32 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_jax")
 
 
-def pack(data: Path, out: Path, teachers: list[str]) -> Path:
+def pack(data: Path, out: Path, teachers: list[str], votes: Path | None = None) -> Path:
     """Write the packed data set (see the module's docstring) to ``out`` (``.npz`` added when missing, as
     ``np.savez`` does); returns the path written.
 
+    Args:
+        data: FER2013 in the Kaggle image layout (``train/<class>/*.jpg``, ``test/<class>/*.jpg``).
+        out: the file to write.
+        teachers: soft-label files (``training.read_teachers``); [] for none.
+        votes: the FER+ votes; default ``data/ferplus.csv``, left out of the pack (with a warning) when that
+            file does not exist: such a pack trains only with ``--labels fer2013``.
+
     Raises:
-        FileNotFoundError: ``data`` has no ``train/`` or ``test/`` class folders (``model.fer2013_files``).
+        FileNotFoundError: ``data`` has no ``train/`` or ``test/`` class folders (``model.fer2013_files``);
+            ``votes`` given and missing.
+        ValueError: ``votes`` that do not cover every image (``datasets.ferplus_labels``).
         ValueError, FileNotFoundError: a teacher file that does not cover the training images
             (``training.read_teachers``).
     """
+    from datasets import ferplus_labels
     from model import fer2013_files
     from training import npz_path, read_teachers, soft_label_keys
 
+    if votes is None and not (data / "ferplus.csv").is_file():
+        log.warning("no %s: the pack has no FER+ votes and trains only with --labels fer2013", data / "ferplus.csv")
+    elif votes is None:
+        votes = data / "ferplus.csv"
     arrays = {}
     for split in ("train", "test"):
         files = fer2013_files(data / split)
@@ -60,20 +79,29 @@ def pack(data: Path, out: Path, teachers: list[str]) -> Path:
         arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64)
         arrays[f"{split}_labels"] = np.array([label for _, label in files], dtype=np.int8)
         arrays[f"{split}_keys"] = np.array(soft_label_keys([path for path, _ in files]), dtype=str)
+        if votes is not None:
+            crowd = ferplus_labels([path for path, _ in files], votes, arrays[f"{split}_labels"])
+            arrays[f"{split}_votes"] = crowd.distributions
+            arrays[f"{split}_majority"] = crowd.majority.astype(np.int8)
+            arrays[f"{split}_included"] = crowd.included
     if teachers:
         arrays["teacher"] = read_teachers(teachers, arrays["train_keys"].tolist()).astype(np.float16)
         arrays["teachers"] = np.array(teachers, dtype=str)
     out = npz_path(out)  # as np.savez names it
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **arrays)
-    log.info("wrote %s (%.1f MB): %d training, %d PublicTest images, teachers %s", out, out.stat().st_size / 1e6,
-             len(arrays["train_labels"]), len(arrays["test_labels"]), teachers or "none")
+    np.savez_compressed(out, **arrays)  # the keys (str) and votes compress; the JPEG bytes barely
+    log.info("wrote %s (%.1f MB): %d training, %d PublicTest images, FER+ votes %s, teachers %s", out,
+             out.stat().st_size / 1e6, len(arrays["train_labels"]), len(arrays["test_labels"]),
+             "yes" if votes is not None else "no", teachers or "none")
     return out
 
 
 def unpack(path: Path) -> dict[str, np.ndarray]:
-    """The packed file's faces decoded (uint8 ``(N, 48, 48)``, OpenCV as the app decodes), labels
-    (int64 ``(N,)``) and, if packed, the teachers' soft labels (float32 ``(N, 7)``).
+    """The packed file's faces decoded (``{split}_faces``: uint8 ``(N, 48, 48)``, OpenCV as the app decodes),
+    original labels (``{split}_labels``: int64 ``(N,)``) and keys (``{split}_keys``: ``<class>/<file>``),
+    for ``split`` in train and test; if packed, the FER+ labels (``{split}_votes``: float32 ``(N, 7)``,
+    ``{split}_majority``: int64 ``(N,)``, ``{split}_included``: bool ``(N,)``, as ``datasets.FerPlusLabels``)
+    and the teachers' soft labels (``teacher``: float32 ``(N, 7)``, ``teachers``: their names).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -103,6 +131,11 @@ def unpack(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: {len(bad)} {split} images do not decode to 48x48 (first: {bad[0]})")
         result[f"{split}_faces"] = np.stack(faces)
         result[f"{split}_labels"] = packed[f"{split}_labels"].astype(np.int64)
+        result[f"{split}_keys"] = packed[f"{split}_keys"].tolist()
+        if f"{split}_votes" in packed:
+            result[f"{split}_votes"] = packed[f"{split}_votes"].astype(np.float32)
+            result[f"{split}_majority"] = packed[f"{split}_majority"].astype(np.int64)
+            result[f"{split}_included"] = packed[f"{split}_included"].astype(bool)
     if "teacher" in packed:
         result["teacher"] = packed["teacher"].astype(np.float32)
         result["teachers"] = packed["teachers"].tolist()
@@ -119,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "pack":
-        pack(args.data, args.out, args.teachers)
+        pack(args.data, args.out, args.teachers, args.votes)
         return 0
     from training import RunFolderError
 
@@ -127,8 +160,28 @@ def main(argv: list[str] | None = None) -> int:
         args.run_mode = check_run_folder(args)
     except RunFolderError as error:
         raise SystemExit(f"train_jax: error: {error}") from error  # the message on stderr, status 1
+    check_pack_labels(args.pack, args.labels)
     train(args)
     return 0
+
+
+def check_pack_labels(path: Path, labels: str) -> None:
+    """Refuse ``--labels ferplus`` with a pack that holds no FER+ votes, before anything is trained. A pack that
+    cannot be opened is left to ``unpack``, whose errors name what is wrong with it.
+
+    Raises:
+        SystemExit: the pack has no votes (status 1, the message saying how to pack them or train without).
+    """
+    from datasets import FERPLUS_SOURCE
+
+    try:
+        with np.load(path) as data:
+            has_votes = "train_votes" in data.files
+    except (OSError, ValueError):
+        return
+    if labels == "ferplus" and not has_votes:
+        raise SystemExit(f"train_jax: error: {path} has no FER+ votes: pack it again with ferplus.csv in --data (or "
+                         f"--votes), or train with --labels fer2013; {FERPLUS_SOURCE}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -142,9 +195,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=FER_DIR)
     p.add_argument("--out", type=Path, default=ROOT / "data" / "fer2013.npz")
     p.add_argument("--teachers", nargs="*", default=[], help="docs/teachers/<name>.npz names or paths")
+    p.add_argument("--votes", type=Path, default=None,
+                   help="the FER+ votes (default: DATA/ferplus.csv, packed when it exists)")
     t = commands.add_parser("train", help="train on a packed file with Keras on JAX", allow_abbrev=False)
     t.add_argument("--pack", type=Path, default=ROOT / "data" / "fer2013.npz")
     t.add_argument("--out", type=Path, required=True, help="folder for the model files, backups and figures")
+    t.add_argument("--labels", choices=("ferplus", "fer2013"), default="ferplus",
+                   help="ferplus: the FER+ vote distributions, scored on the crowd's majority (the pack's votes); "
+                        "fer2013: the original one-hot labels")
     t.add_argument("--architecture", choices=ARCHITECTURES, default="vgg")
     t.add_argument("--crop", type=int, default=40, help="0: the whole 48x48 face")
     t.add_argument("--width", type=float, default=1.0, help="width multiplier of make_model (0 < width <= 4)")
@@ -160,6 +218,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (with teachers)")
     t.add_argument("--temperature", type=float, default=4.0)
     t.add_argument("--no-teachers", action="store_true", help="ignore the pack's teachers (plain cross-entropy)")
+    t.add_argument("--teachers", nargs="+", default=None, metavar="FILE",
+                   help="soft-label files (another run's soft_labels.npz, docs/teachers/<name>) to distil from in "
+                        "place of the pack's")
+    t.add_argument("--soft-labels", action="store_true",
+                   help="also write OUT/soft_labels.npz + .json: the network's ten-crop soft labels on the training "
+                        "faces, a teacher for later runs")
     t.add_argument("--precision", choices=("auto", "mixed_bfloat16", "float32"), default="auto",
                    help="auto: mixed_bfloat16 on a GPU, float32 on the CPU")
     t.add_argument("--seed", type=int, default=1)
@@ -169,6 +233,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.command == "train":
         for problem in _option_problems(args):
             parser.error(problem)
+        if args.teachers and args.no_teachers:
+            parser.error("--teachers and --no-teachers exclude each other")
     return args
 
 
@@ -186,9 +252,9 @@ _RULES = {  # option: (test, what it must be)
     "temperature": (lambda v: v > 0, "above 0"),
 }
 #: the options a resumed run must share with the run it continues (the others do not change what is trained)
-_RUN_OPTIONS = ("architecture", "crop", "width", "epochs", "batch_size", "learning_rate", "warmup_epochs",
+_RUN_OPTIONS = ("labels", "architecture", "crop", "width", "epochs", "batch_size", "learning_rate", "warmup_epochs",
                 "weight_decay", "label_smoothing", "augment", "mixup", "alpha", "temperature", "no_teachers",
-                "precision", "seed")
+                "teachers", "precision", "seed")
 
 
 def _option_problems(args: argparse.Namespace) -> list[str]:
@@ -217,8 +283,10 @@ def train(args: argparse.Namespace) -> dict:
     returns the metrics.
 
     Raises:
-        SystemExit: Keras does not run on JAX.
+        SystemExit: Keras does not run on JAX; ``--labels ferplus`` with a pack that has no FER+ votes
+            (``check_pack_labels``).
         ValueError, KeyError: a pack that does not decode (``unpack``).
+        ValueError, FileNotFoundError: ``--teachers`` files that do not cover the pack's training images.
     """
     import keras
 
@@ -227,23 +295,38 @@ def train(args: argparse.Namespace) -> dict:
                          "set KERAS_BACKEND=jax before Python starts")
     import jax
 
+    from datasets import ferplus_scores
     from model import EMOTIONS_LIST, FacialExpressionModel, make_model, recalibrate_batch_norm
-    from training import DistillationLoss, LabelAccuracy, make_augmentation, mix_up, read_history
+    from training import DistillationLoss, LabelAccuracy, make_augmentation, mix_up, read_history, read_teachers
 
     data = unpack(args.pack)
+    teacher_names = data.get("teachers", [])
     teacher = None if args.no_teachers else data.get("teacher")
+    if args.teachers:
+        teacher, teacher_names = read_teachers(args.teachers, data["train_keys"]), list(args.teachers)
     n_classes = len(EMOTIONS_LIST)
-    train_faces, test_faces = data["train_faces"], data["test_faces"]
-    targets = np.eye(n_classes, dtype=np.float32)[data["train_labels"]]
+    if args.labels == "ferplus":  # as the notebook: vote distributions; the images FER+ leaves out dropped
+        check_pack_labels(args.pack, args.labels)
+        train_keep, test_keep = data["train_included"], data["test_included"]
+        train_targets, test_labels = data["train_votes"], data["test_majority"]
+    else:
+        train_keep = np.ones(len(data["train_labels"]), bool)
+        test_keep = np.ones(len(data["test_labels"]), bool)
+        train_targets = np.eye(n_classes, dtype=np.float32)[data["train_labels"]]
+        test_labels = data["test_labels"]
+    all_train_faces = data["train_faces"]
+    train_faces, test_faces = all_train_faces[train_keep], data["test_faces"][test_keep]
+    targets, test_labels = train_targets[train_keep], test_labels[test_keep]
     if teacher is not None:
-        targets = np.concatenate([targets, teacher], axis=1)
-    test_targets = np.eye(n_classes, dtype=np.float32)[data["test_labels"]]
+        targets = np.concatenate([targets, teacher[train_keep]], axis=1)
+    test_targets = np.eye(n_classes, dtype=np.float32)[test_labels]
     on_gpu = jax.default_backend() == "gpu"
     precision = ("mixed_bfloat16" if on_gpu else "float32") if args.precision == "auto" else args.precision
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(args.seed)
-    log.info("JAX %s on %s, Keras %s, %s; %d training faces, teachers %s", jax.__version__, jax.default_backend(),
-             keras.__version__, precision, len(train_faces), data.get("teachers") if teacher is not None else "none")
+    log.info("JAX %s on %s, Keras %s, %s; labels %s: %d training, %d PublicTest faces; teachers %s",
+             jax.__version__, jax.default_backend(), keras.__version__, precision, args.labels, len(train_faces),
+             len(test_faces), teacher_names if teacher is not None else "none")
 
     class Batches(keras.utils.PyDataset):
         """Shuffled float32 batches ``(B, 48, 48, 1)`` in [0, 255] and their targets, mixed up when asked."""
@@ -329,33 +412,73 @@ def train(args: argparse.Namespace) -> dict:
     export.save(out / "model_weights.h5", include_optimizer=False)
     # the exported files through the app's loader, with its flip TTA (Keras runtime: LiteRT needs TensorFlow)
     served = FacialExpressionModel(out / "model.json", out / "model_weights.h5", runtime="keras")
-    predictions = served.predict_proba(test_faces).argmax(axis=1)
-    labels = data["test_labels"]
+    scores = ferplus_scores(served.predict_proba(test_faces), test_labels,
+                            data["test_labels"][test_keep] if args.labels == "ferplus" else None)
     history = read_history(history_csv)
     metrics = {
         "trainer": "tools/train_jax.py", "backend": f"jax {jax.__version__} on {jax.default_backend()}",
-        "device": str(jax.devices()[0]), "architecture": args.architecture, "crop": crop,
+        "device": str(jax.devices()[0]), "labels": args.labels, "architecture": args.architecture, "crop": crop,
         "width": args.width,
         "parameters": int(export.count_params()), "jit_compile": bool(model.jit_compile),
-        "publictest_accuracy_keras_flip": round(float((predictions == labels).mean()), 4),
-        "per_class_recall": {name: round(float((predictions[labels == i] == i).mean()), 4)
-                             for i, name in enumerate(EMOTIONS_LIST)},
+        # against the crowd's majority with --labels ferplus (FER+ majority accuracy), else the original labels
+        "publictest_accuracy_keras_flip": scores["ferplus_accuracy"], "publictest_images": scores["images"],
+        **({"publictest_fer2013_accuracy": scores["fer2013_accuracy"],
+            "publictest_neutral_called_sad": scores["neutral_called_sad"]} if args.labels == "ferplus" else {}),
+        "per_class_recall": scores["per_class_recall"],
         "epochs": len(history["epoch"]),
         "best_epoch": 1 + int(history["epoch"][np.nanargmax(history["val_accuracy"])]),
         "training_minutes": round(float(history["epoch_seconds"].sum()) / 60, 1),
         "policy": precision, "batch_size": args.batch_size, "optimizer": "sgd", "learning_rate": args.learning_rate,
         "warmup_epochs": args.warmup_epochs, "weight_decay": args.weight_decay,
         "label_smoothing": args.label_smoothing, "augment": args.augment, "mixup": args.mixup,
-        "teachers": data.get("teachers", []) if teacher is not None else [],
+        "teachers": teacher_names if teacher is not None else [],
         "alpha": args.alpha if teacher is not None else None,
         "temperature": args.temperature if teacher is not None else None, "seed": args.seed,
         "batch_norm_recalibrated_on": len(shuffled),
     }
+    if args.soft_labels:
+        write_ten_crop_soft_labels(out, export, data, metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info("wrote %s/model.json, model_weights.h5, metrics.json: PublicTest %.4f (Keras, flip TTA)", out,
-             metrics["publictest_accuracy_keras_flip"])
+    log.info("wrote %s/model.json, model_weights.h5, metrics.json: PublicTest %.4f (%s, Keras, flip TTA)", out,
+             metrics["publictest_accuracy_keras_flip"], "FER+ majority" if args.labels == "ferplus" else "FER2013")
     return metrics
 
+
+def write_ten_crop_soft_labels(out: Path, network, data: dict, metrics: dict) -> Path:
+    """Write ``out/soft_labels.npz`` + ``.json`` as ``tools.soft_labels`` writes a teacher (Keras runtime): the
+    exported network's mean softmax over ten views (the four corner crops and the centre one of its crop,
+    ``networks.ten_crop_shift``, each mirrored) of every training face of the pack (those FER+ leaves out too: a
+    teacher file covers the whole split) and of every PublicTest face, with ``tools.soft_labels``' PublicTest
+    figures and the run's ``metrics``. Returns the ``.npz`` path.
+
+    Args:
+        out: the run folder, holding the exported ``model.json`` + ``model_weights.h5``.
+        network: that exported Keras network (for its crop).
+        data: the pack (``unpack``).
+        metrics: JSON-serialisable figures of the run.
+    """
+    from datasets import FerPlusLabels
+    from model import FacialExpressionModel
+    from networks import ten_crop_shift
+    from tools.soft_labels import publictest_figures
+    from training import write_soft_labels
+
+    shift = ten_crop_shift(network)
+    files = out / "model.json", out / "model_weights.h5"
+    served = FacialExpressionModel(*files, runtime="keras")
+    ten_crop = FacialExpressionModel(*files, runtime="keras", shift_tta=shift)
+    crowd = (FerPlusLabels(data["test_votes"], data["test_majority"], data["test_included"])
+             if "test_votes" in data else None)
+    figures, test_probabilities = publictest_figures(served, ten_crop, data["test_faces"], data["test_labels"], crowd)
+    faces = data["train_faces"]
+    probabilities = np.concatenate([ten_crop.predict_proba(faces[i:i + 2048]) for i in range(0, len(faces), 2048)])
+    path = write_soft_labels(out / "soft_labels.npz", data["train_keys"], probabilities,
+                             publictest=(data["test_keys"], test_probabilities), **metrics, **figures,
+                             images=len(data["train_keys"]),
+                             soft_labels=f"mean of the softmax of ten views (the face shifted by {shift} px four "
+                                         "ways and centred, each mirrored), keras runtime (tools/train_jax.py)")
+    log.info("wrote %s: ten-crop soft labels of %d training faces", path, len(data["train_keys"]))
+    return path
 
 if __name__ == "__main__":
     os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports Keras
