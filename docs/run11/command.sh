@@ -10,30 +10,15 @@
 # networks.ten_crop_shift); the shift of 4 px of the first file, vgg44-ferplus-run10 (run 12's teacher), cuts past the
 # face's edge and scored 83.14% ten-crop against 83.68% with the mirror alone. And, before it started, run 13 (the
 # VGG on whole faces, queued before run 11 by docs/chain.sh) joined the candidates: vgg48-ferplus-run13.)
-# Resumable from checkpoints/run11.
+# Resumable from checkpoints/run11. The teacher set is docs/run11/teachers.sh's (run 14's too).
 # Rule, fixed before any result (issue 37's, docs/run11/finish.sh): it becomes the served default if, as served
 # (python -m benchmarks.evaluate), its FER+ PublicTest majority accuracy is within 1 point of the served model's,
 # both measured in one run; otherwise it stays an option and the served model stays. tools.full_int8_check reports
 # its full-int8 figures beside.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-py=.venv/bin/python
 data=../shared/fer2013
-mkdir -p checkpoints/run11
-[ -f docs/teachers/vgg40-ferplus-run9.npz ] || $py -m tools.soft_labels --name vgg40-ferplus-run9 \
-  --model checkpoints/run9/export/model.json --weights checkpoints/run9/export/model_weights.h5 --data $data
-[ -f docs/teachers/vgg44-ferplus-run10-shift2.npz ] || $py -m tools.soft_labels --name vgg44-ferplus-run10-shift2 \
-  --model checkpoints/run10/export/model.json --weights checkpoints/run10/export/model_weights.h5 --data $data
-[ -f docs/teachers/vgg48-ferplus-run13.npz ] || $py -m tools.soft_labels --name vgg48-ferplus-run13 \
-  --model checkpoints/run13/export/model.json --weights checkpoints/run13/export/model_weights.h5 --data $data
-if [ ! -s checkpoints/run11/teachers.json ]; then
-  $py -m tools.choose_teachers --data $data --out checkpoints/run11/teacher-sets.json \
-    --candidate vgg40-ferplus-run7 checkpoints/run7/export/model.json checkpoints/run7/export/model_weights.h5 \
-    --candidate vgg40-ferplus-run9 checkpoints/run9/export/model.json checkpoints/run9/export/model_weights.h5 \
-    --candidate vgg44-ferplus-run10-shift2 checkpoints/run10/export/model.json checkpoints/run10/export/model_weights.h5 \
-    --candidate vgg48-ferplus-run13 checkpoints/run13/export/model.json checkpoints/run13/export/model_weights.h5 \
-    | tail -1 > checkpoints/run11/teachers.json
-fi
+bash docs/run11/teachers.sh
 .venv/bin/papermill train.ipynb checkpoints/run11/run.ipynb -p DATA_DIR $data \
   -p CHECKPOINT_DIR checkpoints/run11 -p OUTPUT_DIR checkpoints/run11/export -p FIGURES_DIR checkpoints/run11/figures \
   -p LABELS ferplus -p ARCHITECTURE mobile -p TEACHERS "$(cat checkpoints/run11/teachers.json)" -p ALPHA 0.5 \
