@@ -496,7 +496,7 @@ def test_choose_teachers_scores_teachers_by_their_stored_publictest_probabilitie
     sets = tmp_path / "sets.json"
     choose_teachers.main(["--teacher", str(tmp_path / "wrong.npz"), "--teacher", str(tmp_path / "right.npz"),
                           "--data", str(tmp_path / "fer"), "--out", str(sets)])
-    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == ["right"]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == [str(tmp_path / "right.npz")]  # as TEACHERS takes it
     figures = json.loads(sets.read_text())
     assert figures["images"] == 13 and figures["sets"][0]["ferplus_accuracy"] == 1.0 and len(figures["sets"]) == 3
     old = write_soft_labels(tmp_path / "old", train_keys, soft)  # written before session 16: no PublicTest

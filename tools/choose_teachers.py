@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     keys = [key for key, kept in zip(soft_label_keys([path for path, _ in files]), crowd.included, strict=True) if kept]
     for name in args.teacher:
         probabilities.append(read_publictest(name, keys))
-        names.append(Path(name).stem if Path(name).suffix == ".npz" else name)
+        names.append(name)  # as given: a name in docs/teachers/ or a path, what TEACHERS takes either way
         log.info("%s alone: FER+ %.4f", names[-1], ferplus_scores(probabilities[-1], majority)["ferplus_accuracy"])
     for name, model_json, weights in args.candidate:
         shift = 0 if args.served else ten_crop_shift(

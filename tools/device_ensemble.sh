@@ -10,7 +10,7 @@
 # --seed 100+i and --soft-labels, and every run shares the GPU with the others (its memory too: 0.9 / runs each).
 # With $OUT set (the device tool's output folder) what comes back is runs.tar, which holds for each run
 # run-<i>/run.tar (model.json, metrics.json, history.csv, soft_labels.npz + .json: its ten-crop soft labels on the
-# training faces and on PublicTest) and run-<i>/train.log, and, for the runs in --weights (default "1,2": weights of up to 30 MiB come
+# training faces and on PublicTest), run-<i>/train.log and run-<i>.out (device_train.sh's own output), and, for the runs in --weights (default "1,2": weights of up to 30 MiB come
 # in 2 parts, and the tool brings back 8 files), run-<i>/model_weights.h5.part-*. Without $OUT everything stays
 # in a new /tmp/ensemble.* folder.
 # Exit status: 0 when every run wrote its model files, 1 when one failed (the others still come back), 2 for bad
@@ -28,7 +28,7 @@ runs=$#
 if [ "$runs" -lt 1 ] || [ "$runs" -gt 9 ]; then echo "1 to 9 runs (OPTIONS), not $runs" >&2; echo "$usage" >&2; exit 2; fi
 work=$(mktemp -d /tmp/ensemble.XXXXXX)
 out=${OUT:-$work/out}
-mkdir -p "$out"
+mkdir -p "$out" "$work/runs"
 fraction=$(python3 -c "print(round(0.9 / $runs, 2))")
 echo "$runs runs side by side within $seconds s, weights back for runs ${weights:-none}"
 pids=() i=0
@@ -40,13 +40,13 @@ for options in "$@"; do
   # shellcheck disable=SC2086
   OUT=$work/runs/run-$i WEIGHTS=$keep XLA_PYTHON_CLIENT_MEM_FRACTION=$fraction \
     bash tools/device_train.sh "$pack" "$work/run-$i" "$seconds" $options --soft-labels --seed $((100 + i)) \
-    > "$work/run-$i.out" 2>&1 &
+    > "$work/runs/run-$i.out" 2>&1 &
   pids+=($!)
 done
 rc=0
 for i in $(seq 1 "$runs"); do
   wait "${pids[$((i - 1))]}" || rc=1
-  echo "run $i: $(tail -n 3 "$work/run-$i.out" | tr '\n' ' ')"
+  echo "run $i: $(tail -n 3 "$work/runs/run-$i.out" | tr '\n' ' ')"
 done
 for i in $(seq 1 "$runs"); do  # the weights' parts as files of their own, the rest in one archive
   parts=("$work"/runs/run-"$i"/model_weights.h5.part-*)

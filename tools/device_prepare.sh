@@ -1,12 +1,12 @@
 #!/bin/bash
-# Make the checkout ready for one training call of a lent GPU machine (tools/device_distil.sh,
+# Make the checkout ready for one training call of a lent GPU machine (tools/device_ensemble.sh,
 # tools/device_train.sh), and put it back afterwards. Run from the project's root.
 #
 #   bash tools/device_prepare.sh            # before the call
 #   bash tools/device_prepare.sh restore    # after it
 #
 # Before: writes the pack data/fer2013.npz (FER2013's JPEG bytes and the FER+ votes, about 41 MB; from
-# DATA, default ../shared/fer2013) unless it exists; downloads into .whl/ the wheels that the GPU machine
+# DATA, default ../shared/fer2013) unless one with the votes exists; downloads into .whl/ the wheels that the GPU machine
 # lacks (keras, namex, optree at the versions of this .venv, for its Python 3.12) unless they are there;
 # and moves the tracked files of over 512 KiB, which training does not read (the served weights, the
 # browser's LiteRT runtime, the committed teachers, the sample clip), to /tmp/device-stash, since a call
@@ -24,7 +24,9 @@ if [ "${1:-}" = restore ]; then
 fi
 python=${PYTHON:-.venv/bin/python}
 data=${DATA:-../shared/fer2013}
-[ -f data/fer2013.npz ] || "$python" -m tools.train_jax pack --data "$data" --out data/fer2013.npz
+if ! "$python" -c "import numpy, sys; sys.exit('train_votes' not in numpy.load('data/fer2013.npz').files)" 2>/dev/null; then
+  "$python" -m tools.train_jax pack --data "$data" --out data/fer2013.npz  # none yet, or one without the votes
+fi
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
 for package in keras namex optree; do
   version=$("$python" -c "import importlib.metadata as m; print(m.version('$package'))")
@@ -40,4 +42,6 @@ echo "moved to $stash: $(cd "$stash" && find . -type f | sort | tr '\n' ' ')"
 tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | { du -cb --files0-from=- 2>/dev/null || true; } \
   | tail -1 | cut -f1)  # du fails on the files moved out, and still adds up the rest
 carried=$(du -cb data/fer2013.npz .whl | tail -1 | cut -f1)
-echo "the call carries $(( (tree + carried) / 1048576 )) MiB (checkout $((tree / 1048576)), pack and wheels $((carried / 1048576))) of 64"
+mib=$(( (tree + carried + 1048575) / 1048576 ))
+echo "the call carries $mib MiB (checkout $((tree / 1048576)), pack and wheels $((carried / 1048576))) of 64"
+if [ "$mib" -gt 63 ]; then echo "over the call's 64 MiB: move more out of the checkout" >&2; exit 1; fi

@@ -24,8 +24,7 @@ Its PublicTest figures are Keras's with flip TTA; the figure as the app serves i
 
 On the device machine (JAX, h5py and OpenCV, no Keras): carry the wheels of keras, namex and optree
 (the device README says how), the pack (``data/`` is ignored by git: name it in ``carry``), and keep
-the call under its 64-MiB limit, for example by moving ``model_weights.h5`` (46 MB, two networks) out of the
-checkout for that call.
+the call under its 64-MiB limit: ``tools/device_prepare.sh`` does all three.
 """
 
 from __future__ import annotations
@@ -406,7 +405,8 @@ def train(args: argparse.Namespace) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     export = make_model(architecture=args.architecture, crop=crop, width=args.width)
     export.set_weights(network.get_weights())
-    shuffled = train_faces[np.random.default_rng(args.seed).permutation(len(train_faces))]
+    # every training face, as the notebook recalibrates (those FER+ leaves out are faces too)
+    shuffled = all_train_faces[np.random.default_rng(args.seed).permutation(len(all_train_faces))]
     recalibrate_batch_norm(export, shuffled)
     (out / "model.json").write_text(export.to_json(indent=1))
     export.save(out / "model_weights.h5", include_optimizer=False)
@@ -436,11 +436,11 @@ def train(args: argparse.Namespace) -> dict:
         "temperature": args.temperature if teacher is not None else None, "seed": args.seed,
         "batch_norm_recalibrated_on": len(shuffled),
     }
-    if args.soft_labels:
-        write_ten_crop_soft_labels(out, export, data, metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("wrote %s/model.json, model_weights.h5, metrics.json: PublicTest %.4f (%s, Keras, flip TTA)", out,
              metrics["publictest_accuracy_keras_flip"], "FER+ majority" if args.labels == "ferplus" else "FER2013")
+    if args.soft_labels:  # after the model files: a failure here loses the soft labels alone, not the run
+        write_ten_crop_soft_labels(out, export, data, metrics)
     return metrics
 
 

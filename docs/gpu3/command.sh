@@ -19,8 +19,13 @@
 #   command: bash docs/gpu3/command.sh    carry: ["data/fer2013.npz", ".whl"]    timeout_s: 590
 # After it, here:
 #   bash tools/device_prepare.sh restore && bash docs/gpu3/finish.sh FILES_AT
-# (FILES_AT: the reply's files_at folder). Tested on the CPU with tiny options by tests/test_training.py
-# (PACK: another pack; EXTRA: options appended to every run, which override the recipe's).
+# (FILES_AT: the reply's files_at folder). Tried on the CPU in session 16 with a tiny pack and tiny runs, then
+# finish.sh on what came back (tests/helpers.make_tiny_fer; tools/device_ensemble.sh itself is tested in
+# tests/test_training.py):
+#   PACK=/tmp/tiny.npz OUT=/tmp/out PYTHON=.venv/bin/python EXTRA="--epochs 1 --batch-size 8 --width 0.5" \
+#     bash docs/gpu3/command.sh && bash docs/gpu3/finish.sh /tmp/out
+# (PACK: another pack; EXTRA: tools.train_jax train options appended to every run, which override the recipe's;
+# device_train.sh's --max-epochs is not one of them.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 recipe="--augment standard --mixup 0 --label-smoothing 0 --warmup-epochs 1 ${EXTRA:-}"
