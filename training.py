@@ -180,12 +180,21 @@ def read_publictest(file: str | os.PathLike, keys: Sequence[str]) -> np.ndarray:
     with np.load(path) as data:
         if "publictest_probabilities" not in data.files:
             raise ValueError(f"{path.name} holds no PublicTest probabilities: give its network's files instead")
-        index = {key: i for i, key in enumerate(data["publictest_keys"].tolist())}
-        probabilities = data["publictest_probabilities"].astype(np.float32)
+        stored_keys, probabilities = data["publictest_keys"], data["publictest_probabilities"].astype(np.float32)
+    return _rows(path, stored_keys, probabilities, keys, "PublicTest probabilities")
+
+
+def _rows(path: Path, stored_keys: np.ndarray, probabilities: np.ndarray, keys: Sequence[str], what: str) -> np.ndarray:
+    """The rows of ``probabilities`` (stored under ``stored_keys`` in ``path``) for ``keys``, in their order.
+
+    Raises:
+        ValueError: a key without a row (the count and the first named).
+    """
+    index = {key: i for i, key in enumerate(stored_keys.tolist())}
     missing = [key for key in keys if key not in index]
     if missing:
-        raise ValueError(f"{path.name} has no PublicTest probabilities for {len(missing)} of the {len(keys)} images "
-                         f"(first: {missing[0]})")
+        raise ValueError(f"{path.name} has no {what} for {len(missing)} of the {len(keys)} images "
+                         f"(first: {missing[0]}); it was made on another data set")
     return probabilities[[index[key] for key in keys]]
 
 
@@ -224,13 +233,8 @@ def read_teachers(files: Sequence[str | os.PathLike], keys: Sequence[str]) -> np
     for file in files:
         path = _teacher_path(file)
         with np.load(path) as data:
-            index = {key: i for i, key in enumerate(data["keys"].tolist())}
-            probabilities = data["probabilities"].astype(np.float64)
-        missing = [key for key in keys if key not in index]
-        if missing:
-            raise ValueError(f"{path.name} has no soft labels for {len(missing)} of the {len(keys)} images "
-                             f"(first: {missing[0]}); it was made on another data set")
-        total += probabilities[[index[key] for key in keys]]
+            stored_keys, probabilities = data["keys"], data["probabilities"].astype(np.float64)
+        total += _rows(path, stored_keys, probabilities, keys, "soft labels")
     ensemble = total / len(files)
     return (ensemble / ensemble.sum(axis=1, keepdims=True)).astype(np.float32)
 

@@ -217,15 +217,22 @@ def test_jax_trainer_packs_trains_one_epoch_and_exports_files_the_app_loads(tmp_
     assert (out / "best.weights.h5").read_bytes() == best and len((out / "history.csv").read_text().splitlines()) == 2
 
 
-@pytest.mark.slow
-def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_the_model(tmp_path):
+@pytest.fixture
+def tiny_pack(tmp_path):
+    """A pack of a tiny FER2013 (3 training and 2 PublicTest faces a class, with votes) and an empty folder for
+    what a device call would bring back: the device scripts' input and $OUT."""
     pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
     from tools.train_jax import pack
 
     make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
-    packed = pack(tmp_path / "fer", tmp_path / "pack.npz", [])
     out = tmp_path / "out"
     out.mkdir()
+    return pack(tmp_path / "fer", tmp_path / "pack.npz", []), out
+
+
+@pytest.mark.slow
+def test_device_script_trains_and_returns_the_weights_in_parts_that_join_into_the_model(tmp_path, tiny_pack):
+    packed, out = tiny_pack
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
     done = subprocess.run(["bash", "tools/device_train.sh", str(packed), str(tmp_path / "run"), "600", "--epochs", "1",
                            "--batch-size", "8", "--width", "0.5"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -531,14 +538,8 @@ def test_a_pack_holds_the_ferplus_labels_and_one_without_votes_trains_only_on_fe
 
 
 @pytest.mark.slow
-def test_device_ensemble_trains_runs_side_by_side_and_returns_soft_labels_and_chosen_weights(tmp_path):
-    pytest.importorskip("jax", reason="jax is a test requirement (requirements-dev.txt)")
-    from tools.train_jax import pack
-
-    make_tiny_fer(tmp_path / "fer", {"train": 3, "test": 2})
-    packed = pack(tmp_path / "fer", tmp_path / "pack.npz", [])
-    out = tmp_path / "out"
-    out.mkdir()
+def test_device_ensemble_trains_runs_side_by_side_and_returns_soft_labels_and_chosen_weights(tmp_path, tiny_pack):
+    packed, out = tiny_pack
     tiny = "--epochs 1 --batch-size 8 --width 0.5"
     command = ["bash", "tools/device_ensemble.sh", str(packed), "900", "--weights", "2", f"{tiny} --crop 44", tiny]
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OUT": str(out), "PYTHON": sys.executable},
