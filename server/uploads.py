@@ -28,9 +28,12 @@ UPLOAD_NICENESS = 10
 
 
 def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux threads have their own nice value); elsewhere nothing."""
+    """Lower the calling thread's CPU priority by ``UPLOAD_NICENESS`` steps from the one it has (Linux threads have
+    their own nice value; 19, the lowest, at most), so that it stays below the server's also when the server itself
+    runs under ``nice``; elsewhere nothing."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICENESS)
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + UPLOAD_NICENESS, 19))
     except (AttributeError, OSError):
         pass
 

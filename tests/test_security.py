@@ -96,6 +96,26 @@ def test_upload_workers_run_at_a_lower_cpu_priority(client):
         assert os.getpriority(os.PRIO_PROCESS, worker.native_id) > os.getpriority(os.PRIO_PROCESS, 0)
 
 
+def test_upload_priority_is_lowered_from_the_threads_own_also_under_nice():
+    import os
+
+    from server.uploads import UPLOAD_NICENESS, _lower_priority
+
+    seen = {}
+
+    def work():  # a thread of a server started under `nice -n 4`: its uploads go 10 steps lower still
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + 4, 19))
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, thread)
+        _lower_priority()
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, thread)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen["after"] == min(seen["before"] + UPLOAD_NICENESS, 19) and seen["before"] >= 4
+
+
 def test_messages_name_sources_without_their_folder(make_app, tmp_path):
     videos = tmp_path / "private-folder"
     videos.mkdir()
