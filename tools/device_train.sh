@@ -25,8 +25,8 @@
 #   pids+=($!); done; rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done; exit $rc
 #
 # With --soft-labels among the train options, run.tar also holds the run's soft_labels.npz + .json (a teacher
-# for later runs); WEIGHTS=0 leaves the weights' parts out (a teacher whose
-# soft labels are all that is wanted back: tools/device_ensemble.sh).
+# for later runs); WEIGHTS=0 leaves the weights' parts out (a teacher whose soft labels are all that is wanted
+# back: tools/device_ensemble.sh).
 # Exit status: 0 when the run wrote its model files, 1 when the probe or the run failed, 2 for bad arguments.
 set -euo pipefail
 usage="usage: bash tools/device_train.sh PACK RUN SECONDS [--max-epochs N] [train options...]"

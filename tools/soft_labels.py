@@ -78,16 +78,15 @@ def publictest_figures(served: FacialExpressionModel, ten_crop: FacialExpression
         ``publictest_served_ferplus`` and ``publictest_ten_crop_ferplus`` (against the crowd's majority, on the
         faces FER+ keeps); and the ten-crop probabilities of every face, float32 ``(N, 7)``.
     """
-    figures, ten_crop_probabilities = {}, None
-    for name, model in (("served", served), ("ten_crop", ten_crop)):
-        probabilities = model.predict_proba(faces)
-        figures[f"publictest_{name}"] = accuracy_figures(probabilities, labels)
+    figures, probabilities = {}, {name: model.predict_proba(faces) for name, model in
+                                  (("served", served), ("ten_crop", ten_crop))}
+    for name, predicted in probabilities.items():
+        figures[f"publictest_{name}"] = accuracy_figures(predicted, labels)
         if crowd is not None:  # the headline figure since issue 31: against the FER+ crowd's majority
-            scores = ferplus_scores(probabilities[crowd.included], crowd.majority[crowd.included])
+            scores = ferplus_scores(predicted[crowd.included], crowd.majority[crowd.included])
             figures[f"publictest_{name}_ferplus"] = {k: scores[k] for k in
                                                      ("ferplus_accuracy", "neutral_called_sad", "per_class_recall")}
-        ten_crop_probabilities = probabilities
-    return figures, ten_crop_probabilities
+    return figures, probabilities["ten_crop"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -282,8 +282,9 @@ def train(args: argparse.Namespace) -> dict:
     returns the metrics.
 
     Raises:
-        SystemExit: Keras does not run on JAX; ``--labels ferplus`` with a pack that has no FER+ votes
-            (``check_pack_labels``).
+        SystemExit: Keras does not run on JAX.
+        KeyError: ``--labels ferplus`` with a pack that has no FER+ votes (``main`` refuses it first:
+            ``check_pack_labels``).
         ValueError, KeyError: a pack that does not decode (``unpack``).
         ValueError, FileNotFoundError: ``--teachers`` files that do not cover the pack's training images.
     """
@@ -305,7 +306,6 @@ def train(args: argparse.Namespace) -> dict:
         teacher, teacher_names = read_teachers(args.teachers, data["train_keys"]), list(args.teachers)
     n_classes = len(EMOTIONS_LIST)
     if args.labels == "ferplus":  # as the notebook: vote distributions; the images FER+ leaves out dropped
-        check_pack_labels(args.pack, args.labels)
         train_keep, test_keep = data["train_included"], data["test_included"]
         train_targets, test_labels = data["train_votes"], data["test_majority"]
     else:
@@ -440,11 +440,11 @@ def train(args: argparse.Namespace) -> dict:
     log.info("wrote %s/model.json, model_weights.h5, metrics.json: PublicTest %.4f (%s, Keras, flip TTA)", out,
              metrics["publictest_accuracy_keras_flip"], "FER+ majority" if args.labels == "ferplus" else "FER2013")
     if args.soft_labels:  # after the model files: a failure here loses the soft labels alone, not the run
-        write_ten_crop_soft_labels(out, export, data, metrics)
+        write_ten_crop_soft_labels(out, export, served, data, metrics)
     return metrics
 
 
-def write_ten_crop_soft_labels(out: Path, network, data: dict, metrics: dict) -> Path:
+def write_ten_crop_soft_labels(out: Path, network, served, data: dict, metrics: dict) -> Path:
     """Write ``out/soft_labels.npz`` + ``.json`` as ``tools.soft_labels`` writes a teacher (Keras runtime): the
     exported network's mean softmax over ten views (the four corner crops and the centre one of its crop,
     ``networks.ten_crop_shift``, each mirrored) of every training face of the pack (those FER+ leaves out too: a
@@ -454,6 +454,7 @@ def write_ten_crop_soft_labels(out: Path, network, data: dict, metrics: dict) ->
     Args:
         out: the run folder, holding the exported ``model.json`` + ``model_weights.h5``.
         network: that exported Keras network (for its crop).
+        served: those files loaded as the app serves them (``FacialExpressionModel``, Keras runtime, flip TTA).
         data: the pack (``unpack``).
         metrics: JSON-serialisable figures of the run.
     """
@@ -464,9 +465,7 @@ def write_ten_crop_soft_labels(out: Path, network, data: dict, metrics: dict) ->
     from training import write_soft_labels
 
     shift = ten_crop_shift(network)
-    files = out / "model.json", out / "model_weights.h5"
-    served = FacialExpressionModel(*files, runtime="keras")
-    ten_crop = FacialExpressionModel(*files, runtime="keras", shift_tta=shift)
+    ten_crop = FacialExpressionModel(out / "model.json", out / "model_weights.h5", runtime="keras", shift_tta=shift)
     crowd = (FerPlusLabels(data["test_votes"], data["test_majority"], data["test_included"])
              if "test_votes" in data else None)
     figures, test_probabilities = publictest_figures(served, ten_crop, data["test_faces"], data["test_labels"], crowd)
@@ -479,6 +478,7 @@ def write_ten_crop_soft_labels(out: Path, network, data: dict, metrics: dict) ->
                                          "ways and centred, each mirrored), keras runtime (tools/train_jax.py)")
     log.info("wrote %s: ten-crop soft labels of %d training faces", path, len(data["train_keys"]))
     return path
+
 
 if __name__ == "__main__":
     os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports Keras
